@@ -1,0 +1,89 @@
+# The public ALL blood-smear dataset (paper section 4.1), 4 classes, 224 px.
+# Data root: $MMDSP_DATA_ROOT, else ../shared/data/all_leukemia/Original
+# (relative to the working directory). Override with
+# `--cfg-options data_root=...` does NOT reach the loaders below; set the
+# environment variable or override `*_dataloader.dataset.data_root`.
+dataset_type = 'BloodCellsALL'
+data_root = '{{$MMDSP_DATA_ROOT:../shared/data/all_leukemia/Original}}'
+# Leak-free 7:2:1 split made by tools/dataset_converters/split_all.py
+# (seed 0), shipped with the project so every run uses the same test set.
+split_dir = '{{fileDirname}}/../../../splits/all_leukemia'
+
+data_preprocessor = dict(
+    num_classes=4,
+    # ImageNet statistics, so ImageNet-pretrained weights stay usable.
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True,
+)
+
+segment = dict(type='LabKMeansSegment')
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    segment,
+    dict(type='Resize', scale=(224, 224)),
+    dict(
+        type='RandomFlip',
+        prob=[0.25, 0.25],
+        direction=['horizontal', 'vertical']),
+    dict(
+        type='Rotate',
+        magnitude_level=10,
+        magnitude_range=(0, 180),
+        magnitude_std='inf',
+        pad_val=0,
+        prob=0.5),
+    dict(type='RandomGaussianNoise', prob=0.5, std=(0., 10.)),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    segment,
+    dict(type='Resize', scale=(224, 224)),
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=f'{split_dir}/train.txt',
+        pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=f'{split_dir}/val.txt',
+        pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+test_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        ann_file=f'{split_dir}/test.txt',
+        pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False),
+)
+
+# Paper section 4.2: accuracy, precision, recall, F1 (macro over the 4
+# classes), plus the confusion matrix of figure 9 on the test set.
+val_evaluator = [
+    dict(type='Accuracy', topk=(1, )),
+    dict(
+        type='SingleLabelMetric',
+        items=('precision', 'recall', 'f1-score'),
+        average='macro'),
+]
+test_evaluator = val_evaluator + [dict(type='ConfusionMatrix')]

@@ -1,0 +1,23 @@
+_base_ = 'mmpretrain::_base_/default_runtime.py'
+
+# Registers mmdsp's modules and applies its compatibility fixes, also when a
+# config is used with MMPretrain's own tools instead of ours.
+custom_imports = dict(imports=['mmdsp'], allow_failed_imports=False)
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_best='accuracy/top1',
+        rule='greater'),
+)
+
+vis_backends = [
+    dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend'),
+]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+
+randomness = dict(seed=0, deterministic=False)

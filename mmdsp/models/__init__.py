@@ -1,0 +1,1 @@
+from . import backbones, layers, losses  # noqa: F401
