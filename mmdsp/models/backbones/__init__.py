@@ -1,0 +1,1 @@
+from .plugin_wrapper import PluginBackbone  # noqa: F401

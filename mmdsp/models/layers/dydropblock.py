@@ -1,0 +1,144 @@
+"""DyDropBlock, paper section 3.3, eqs. 8-9."""
+import numbers
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+
+
+def depth_schedule(start, final, depth):
+    """Per-layer drop probabilities that grow linearly with depth (eq. 8).
+
+    ``p_n = start + (final - start) * n / depth`` for ``n = 1 .. depth``, so
+    the last layer gets ``final`` and the increments are equal.
+
+    The paper prints eq. 8 as ``p = (p_f - p_s) / depth * n``, which drops
+    ``p_s`` and would never reach ``p_f`` unless ``p_s == 0``. We read ``p_s``
+    as the starting offset; ``start=0`` reproduces the printed formula
+    exactly.
+
+    Args:
+        start (float): ``p_s``, the initial drop probability (the value at
+            ``n = 0``, just before the first layer).
+        final (float): ``p_f``, the drop probability of the deepest layer.
+        depth (int): Number of layers, ``depth`` in eq. 8.
+
+    Returns:
+        list[float]: ``depth`` drop probabilities, shallowest first.
+    """
+    if not isinstance(depth, numbers.Integral) or isinstance(depth, bool) \
+            or depth < 1:
+        raise ValueError(f'depth_schedule: depth must be a positive int, '
+                         f'got {depth!r}')
+    for name, value in (('start', start), ('final', final)):
+        if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+            raise ValueError(f'depth_schedule: {name} must be a probability '
+                             f'in [0, 1), got {value!r}')
+    return [start + (final - start) * n / depth for n in range(1, depth + 1)]
+
+
+@MODELS.register_module()
+class DyDropBlock(nn.Module):
+    """DropBlock (Ghiasi et al. 2018) with a depth- and time-dependent rate.
+
+    In training, seeds are drawn with the Bernoulli rate of eq. 9,
+    ``alpha = p * (w * h) / (beta^2 * (w - beta + 1) * (h - beta + 1))``,
+    only where a whole ``beta x beta`` block fits; every seed zeroes its
+    block, and the kept units are rescaled by ``numel / kept`` so the
+    expected activation is unchanged. Each channel of each sample gets its
+    own mask. In eval mode, or when the effective probability is 0, the
+    module is the identity.
+
+    The depth dependence of eq. 8 is chosen when building: give the blocks
+    the values of :func:`depth_schedule`. The time dependence is ``scale``,
+    a factor in [0, 1] on ``drop_prob`` that
+    :class:`~mmdsp.engine.hooks.DropBlockWarmupHook` ramps from 0 to 1 over
+    training, the schedule of the DropBlock paper.
+
+    Args:
+        drop_prob (float): Target fraction ``p`` of dropped units, in
+            [0, 1). Defaults to 0.1.
+        block_size (int): Block side ``beta``; clipped to the feature map's
+            smaller side at run time. Defaults to 7.
+        scale (float): Initial warm-up factor on ``drop_prob``. Defaults to
+            1.0, i.e. no warm-up unless a hook lowers it.
+        eps (float): Floor of the kept-unit count in the rescaling, so a map
+            that happens to be fully dropped gives zeros, not NaNs.
+            Defaults to 1e-6.
+    """
+
+    def __init__(self, drop_prob=0.1, block_size=7, scale=1.0, eps=1e-6):
+        super().__init__()
+        if not isinstance(drop_prob, numbers.Real) or not 0 <= drop_prob < 1:
+            raise ValueError(f'DyDropBlock: drop_prob must be in [0, 1), got '
+                             f'{drop_prob!r}')
+        if not isinstance(block_size, numbers.Integral) \
+                or isinstance(block_size, bool) or block_size < 1:
+            raise ValueError(f'DyDropBlock: block_size must be a positive '
+                             f'int, got {block_size!r}')
+        self.drop_prob = float(drop_prob)
+        self.block_size = int(block_size)
+        self.scale = scale
+        self.eps = eps
+
+    @property
+    def scale(self):
+        return self._scale
+
+    @scale.setter
+    def scale(self, value):
+        if not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+            raise ValueError(
+                f'DyDropBlock: scale must be in [0, 1], got {value!r}')
+        self._scale = float(value)
+
+    @property
+    def effective_drop_prob(self):
+        """float: ``drop_prob * scale``, the ``p`` used by eq. 9 now."""
+        return self.drop_prob * self.scale
+
+    def gamma(self, height, width):
+        """Seed rate ``alpha`` of eq. 9 for a ``height x width`` map.
+
+        Args:
+            height (int): Feature map height ``h``.
+            width (int): Feature map width ``w``.
+
+        Returns:
+            tuple[float, int]: ``alpha`` and the clipped block size ``beta``.
+        """
+        beta = min(self.block_size, height, width)
+        valid = (width - beta + 1) * (height - beta + 1)
+        alpha = self.effective_drop_prob * (width * height) / (
+            beta**2 * valid)
+        return alpha, beta
+
+    def forward(self, x):
+        p = self.effective_drop_prob
+        if not self.training or p == 0:
+            return x
+        if x.dim() != 4:
+            raise ValueError(f'DyDropBlock expects (N, C, H, W) input, got '
+                             f'{tuple(x.shape)}')
+        n, c, h, w = x.shape
+        alpha, beta = self.gamma(h, w)
+        # Seeds live on the top-left corners where a whole block fits;
+        # padding by beta-1 then a stride-1 max-pool of size beta spreads
+        # each seed over its block and restores the (h, w) size for any beta.
+        seeds = torch.bernoulli(
+            torch.full((n, c, h - beta + 1, w - beta + 1),
+                       min(alpha, 1.0),
+                       device=x.device,
+                       dtype=x.dtype))
+        pad = beta - 1
+        dropped = F.max_pool2d(
+            F.pad(seeds, (pad, pad, pad, pad)), kernel_size=beta, stride=1)
+        keep = 1 - dropped
+        # Counting in float32 keeps half-precision masks from overflowing.
+        kept = keep.sum(dtype=torch.float32).clamp_min(self.eps)
+        return x * keep * (keep.numel() / kept).to(x.dtype)
+
+    def extra_repr(self):
+        return (f'drop_prob={self.drop_prob}, block_size={self.block_size}, '
+                f'scale={self.scale}')

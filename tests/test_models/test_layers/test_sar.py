@@ -1,0 +1,151 @@
+import math
+
+import pytest
+import torch
+from mmcv.cnn import build_plugin_layer
+from mmengine.registry import MODELS as ROOT_MODELS
+from mmengine.registry import DefaultScope, Registry
+from mmpretrain.registry import MODELS
+
+import mmdsp  # noqa: F401  (registers the modules)
+from mmdsp.models.layers import SAR
+
+# A registry of a foreign scope, as a downstream OpenMMLab project has.
+OTHER_MODELS = Registry(
+    'models', parent=ROOT_MODELS, scope='mmdsp_test_sar_scope')
+
+
+def randomize(m, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return m
+
+
+@torch.no_grad()
+def loop_reference(m, x):
+    """SAR without residual, written channel by channel from eqs. 3-7."""
+    n, c, h, w = x.shape
+    cg = c // m.groups
+    k = m.kernel_size
+    half = k // 2
+    eps = m.norm.eps
+    y = torch.empty_like(x)
+
+    def strip_weight(z, conv_w, j):
+        # Zero-padded 1-D correlation of one channel's strip.
+        length = z.shape[0]
+        out = torch.zeros_like(z)
+        for i in range(length):
+            for t in range(k):
+                src = i + t - half
+                if 0 <= src < length:
+                    out[i] += conv_w[j, 0, t] * z[src]
+        # GroupNorm with one channel per norm group: over the strip only.
+        mean = out.mean()
+        var = ((out - mean)**2).mean()
+        out = (out - mean) / math.sqrt(var + eps)
+        out = out * m.norm.weight[j] + m.norm.bias[j]
+        return torch.sigmoid(out)
+
+    for b in range(n):
+        for ch in range(c):
+            j = ch % cg  # position inside its group: shared weights
+            xc = x[b, ch]
+            z_h = xc.mean(dim=1)  # eq. 3, length H
+            z_w = xc.mean(dim=0)  # eq. 4, length W
+            y_h = strip_weight(z_h, m.conv_h.weight, j)  # eq. 5
+            y_w = strip_weight(z_w, m.conv_w.weight, j)  # eq. 6
+            y[b, ch] = xc * y_h[:, None] * y_w[None, :]  # eq. 7
+    # Channel shuffle by s groups: new channel q*s + r is old r*(c/s) + q.
+    s = m.shuffle_groups
+    out = torch.empty_like(y)
+    for r in range(s):
+        for q in range(c // s):
+            out[:, q * s + r] = y[:, r * (c // s) + q]
+    return out
+
+
+@pytest.mark.parametrize('c,groups,shuffle', [(8, 2, 2), (12, 3, 3),
+                                              (6, 6, 2), (8, 4, 1)])
+def test_no_residual_matches_loop(c, groups, shuffle):
+    torch.manual_seed(0)
+    m = randomize(
+        SAR(c, groups=groups, shuffle_groups=shuffle, residual=False)).double()
+    x = torch.randn(2, c, 5, 9, dtype=torch.double)
+    torch.testing.assert_close(m(x), loop_reference(m, x))
+
+
+def test_residual_adds_input():
+    torch.manual_seed(0)
+    m = randomize(SAR(16, groups=4)).eval()
+    x = torch.randn(2, 16, 7, 6)
+    m.residual = False
+    attn = m(x)
+    m.residual = True
+    torch.testing.assert_close(m(x), attn + x)
+    # The attention branch is not trivially zero.
+    assert attn.abs().mean() > 0.01
+
+
+@pytest.mark.parametrize('c', [256, 512, 768, 960, 1536])
+def test_default_groups_fit_paper_widths(c):
+    m = SAR(c)
+    assert m.groups == 64
+    x = torch.randn(1, c, 3, 4)
+    assert m(x).shape == x.shape
+
+
+def test_weights_shared_across_groups():
+    # Parameter count depends on channels per group, not on groups.
+    a = SAR(64, groups=64)
+    b = SAR(128, groups=128)
+    assert sum(p.numel() for p in a.parameters()) == sum(
+        p.numel() for p in b.parameters()) == 2 * 7 + 2
+
+
+def test_bad_groups_rejected():
+    with pytest.raises(ValueError, match=r'groups=64.*in_channels=96'):
+        SAR(96)
+    with pytest.raises(ValueError, match='groups=5'):
+        SAR(16, groups=5)
+    with pytest.raises(ValueError, match='kernel_size'):
+        SAR(16, groups=4, kernel_size=4)
+    with pytest.raises(ValueError, match='shuffle_groups=3'):
+        SAR(16, groups=4, shuffle_groups=3)
+
+
+def test_wrong_input_channels():
+    with pytest.raises(ValueError, match='16'):
+        SAR(16, groups=4)(torch.randn(1, 8, 4, 4))
+
+
+def test_gradients_and_batch_one_training():
+    m = SAR(32, groups=8).train()
+    x = torch.randn(1, 32, 5, 5, requires_grad=True)
+    m(x).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_eval_deterministic_and_one_pixel():
+    m = SAR(16, groups=4).eval()
+    x = torch.randn(2, 16, 6, 5)
+    torch.testing.assert_close(m(x), m(x), rtol=0, atol=0)
+    # 1x1 maps (late stages at small inputs) stay finite.
+    assert torch.isfinite(m(torch.randn(2, 16, 1, 1))).all()
+
+
+def test_build_from_registries():
+    m = MODELS.build(dict(type='SAR', in_channels=64))
+    assert isinstance(m, SAR) and m.in_channels == 64
+    name, layer = build_plugin_layer(dict(type='SAR', groups=8), 1,
+                                     in_channels=32)
+    assert name == 'sar1' and isinstance(layer, SAR) and layer.groups == 8
+    assert isinstance(
+        OTHER_MODELS.build(dict(type='SAR', in_channels=64)), SAR)
+    with DefaultScope.overwrite_default_scope('mmdsp_test_sar_scope'):
+        _, layer = build_plugin_layer(dict(type='SAR'), in_channels=128)
+    assert isinstance(layer, SAR)
