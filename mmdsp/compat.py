@@ -10,7 +10,8 @@ site-packages. Every one is documented in ``docs/compat.md`` and tested in
    scalars, so ``--resume``, ``tools/test.py``, ``load_checkpoint`` and the
    inferencers fail. We allow-list exactly those types. Safe loading stays on:
    a checkpoint that pickles any other callable (``os.system``, say) is still
-   refused by torch.
+   refused by torch, and mmengine's loaders re-raise that refusal as an
+   :class:`UnsafeCheckpointError` that names the file and the global.
 2. CPU distributed training. mmengine 0.10.7 calls ``torch.cuda.set_device``
    unconditionally when it initialises a ``pytorch`` or ``slurm`` launch, and
    wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail without
@@ -19,13 +20,15 @@ site-packages. Every one is documented in ``docs/compat.md`` and tested in
 """
 import inspect
 import os
+import pickle
+import re
 import subprocess
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-__all__ = ['mmengine_safe_globals', 'apply_all']
+__all__ = ['mmengine_safe_globals', 'UnsafeCheckpointError', 'apply_all']
 
 _APPLIED = False
 
@@ -77,8 +80,38 @@ def mmengine_safe_globals():
     ]
 
 
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint pickles something outside the safe allow-list."""
+
+
+def _explain_refusal(filename, err):
+    # torch words it 'Unsupported global: GLOBAL x.y' or, for a blocked
+    # module such as os, 'unsupported GLOBAL x.y whose module ...'.
+    found = re.search(r'GLOBAL ([\w.]+)', str(err))
+    culprit = found.group(1) if found else 'an object outside the allow-list'
+    return (f'mmdsp refused to load checkpoint {filename}: it pickles '
+            f'{culprit}, which is neither a tensor nor part of an mmengine '
+            'checkpoint (docs/compat.md). Loading it with weights_only=False '
+            'would run that code: only do so for a file you trust.')
+
+
 def _patch_safe_loading():
     torch.serialization.add_safe_globals(mmengine_safe_globals())
+
+    from mmengine.runner.checkpoint import CheckpointLoader
+    local_loader = CheckpointLoader._schemes['']
+
+    def load_from_local(filename, map_location):
+        try:
+            return local_loader(filename, map_location)
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpointError(_explain_refusal(filename,
+                                                         err)) from err
+
+    # Every mmengine path (Runner.resume, load_checkpoint, the inferencers)
+    # goes through the scheme registry, so one registration covers them.
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
 
 
 def _cpu_init_dist_pytorch(backend='gloo', init_backend='torch', **kwargs):

@@ -11,7 +11,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import load_checkpoint
 
 import mmdsp  # noqa: F401
-from mmdsp.compat import mmengine_safe_globals
+from mmdsp.compat import UnsafeCheckpointError, mmengine_safe_globals
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -61,8 +61,10 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': _Evil()}, path)
     model = torch.nn.Linear(2, 2)
-    with pytest.raises(Exception, match='system'):
+    with pytest.raises(UnsafeCheckpointError) as info:
         load_checkpoint(model, str(path))
+    message = str(info.value)
+    assert str(path) in message and 'system' in message
 
 
 def test_getattr_allows_only_history_buffer_methods(tmp_path):

@@ -21,3 +21,9 @@ vis_backends = [
 visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 
 randomness = dict(seed=0, deterministic=False)
+
+# NaNLossHook stops on a non-finite loss before a bad checkpoint is written;
+# EpochSeedHook reseeds every epoch so `--resume` continues bit-exactly
+# (docs/reliability.md). A config that sets its own custom_hooks must list
+# them again: mmengine replaces lists instead of merging them.
+custom_hooks = [dict(type='NaNLossHook'), dict(type='EpochSeedHook')]

@@ -1,1 +1,3 @@
 from . import transforms  # noqa: F401
+from .blood_cells_all import BloodCellsALL  # noqa: F401
+from .synthetic import make_synthetic_all  # noqa: F401

@@ -1,8 +1,8 @@
 # The public ALL blood-smear dataset (paper section 4.1), 4 classes, 224 px.
 # Data root: $MMDSP_DATA_ROOT, else ../shared/data/all_leukemia/Original
-# (relative to the working directory). Override with
-# `--cfg-options data_root=...` does NOT reach the loaders below; set the
-# environment variable or override `*_dataloader.dataset.data_root`.
+# (relative to the working directory). `--cfg-options data_root=...` would
+# not reach the loaders below (they copied the value when this file was
+# read): set the variable, or override `*_dataloader.dataset.data_root`.
 dataset_type = 'BloodCellsALL'
 data_root = '{{$MMDSP_DATA_ROOT:../shared/data/all_leukemia/Original}}'
 # Leak-free 7:2:1 split made by tools/dataset_converters/split_all.py
@@ -46,7 +46,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=4,
-    persistent_workers=True,
+    # EpochSeedHook reseeds the workers every epoch, so resumed runs repeat
+    # the same augmentation; persistent workers could not be reseeded.
+    persistent_workers=False,
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

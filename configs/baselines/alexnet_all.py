@@ -1,0 +1,20 @@
+# AlexNet, paper table 2. MMPretrain's AlexNet backbone keeps its own
+# three-layer classifier (the torchvision layout, 61.10 M parameters with
+# 1000 classes, as in the paper), so its output already is the class score
+# and the head only adds the loss. It needs 224 x 224 inputs.
+_base_ = [
+    '../_base_/datasets/all_leukemia.py',
+    '../_base_/schedules/all_100e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='AlexNet', num_classes=4),
+    neck=None,
+    head=dict(
+        type='ClsHead',
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, ),
+        cal_acc=True),
+)

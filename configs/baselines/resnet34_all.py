@@ -1,0 +1,11 @@
+# ResNet-34 (He et al. 2016), paper table 2, on the ALL data with the DSP
+# pipeline and schedule. 21.80 M parameters with a 1000-class head.
+_base_ = [
+    'mmpretrain::_base_/models/resnet34.py',
+    '../_base_/datasets/all_leukemia.py',
+    '../_base_/schedules/all_100e.py',
+    '../_base_/default_runtime.py',
+]
+
+# cal_acc logs the training accuracy that figure 8 plots.
+model = dict(head=dict(num_classes=4, topk=(1, ), cal_acc=True))
