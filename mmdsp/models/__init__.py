@@ -1,1 +1,1 @@
-from . import backbones, layers, losses  # noqa: F401
+from . import backbones, layers, losses, utils  # noqa: F401

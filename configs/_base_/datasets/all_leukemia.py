@@ -17,7 +17,14 @@ data_preprocessor = dict(
     to_rgb=True,
 )
 
-segment = dict(type='LabKMeansSegment')
+# LAB k-means background removal (section 3.1). With $MMDSP_SEG_CACHE set to
+# the output of tools/dataset_converters/segment_dataset.py, the masks are
+# read from that cache instead of being computed online.
+seg_cache = '{{$MMDSP_SEG_CACHE:online}}'
+segment = dict(
+    type='LabKMeansSegment',
+    cache_dir=None if seg_cache == 'online' else seg_cache,
+    src_root=None if seg_cache == 'online' else data_root)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     segment,

@@ -1,0 +1,1 @@
+from .channels_last_preprocessor import ChannelsLastPreprocessor  # noqa: F401

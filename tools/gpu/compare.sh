@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The GPU protocol (docs/experiments.md): on one CUDA GPU, from the raw ALL
+# images to a table-2 comparison of EfficientNetV2-S and EfficientNet-DSP,
+# data preparation included:
+#   1. the leak-free 7:2:1 split (split_all.py, seed 0; must equal splits/)
+#   2. a pre-segmented mask cache (segment_dataset.py, all CPU cores)
+#   3. both models trained with tools/dist_train.sh on GPUS GPUs, --amp,
+#      channels_last batches, cuDNN autotuning, many loader workers
+#   4. both tested on the test split, and the table printed.
+# Usage: tools/gpu/compare.sh DATA_ROOT [WORK_DIR]
+#   DATA_ROOT: the folder holding Benign/ Early/ Pre/ Pro/
+# Environment: EPOCHS (20), GPUS (1), NUM_WORKERS (nproc-2, at most 12),
+#   AMP (1; 0 for a CPU dry run), TRAIN_TIMEOUT (seconds per model, 0 = none),
+#   MODELS (default "efficientnetv2-s_all effdsp_all"), PYTHON (python),
+#   SPLIT_DIR (use these train/val/test.txt instead of making the split).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DATA=$(realpath "${1:?usage: tools/gpu/compare.sh DATA_ROOT [WORK_DIR]}")
+WORK=$(realpath -m "${2:-work_dirs/gpu_compare}")
+EPOCHS=${EPOCHS:-20}
+GPUS=${GPUS:-1}
+NW=${NUM_WORKERS:-$(( $(nproc) > 14 ? 12 : ($(nproc) > 2 ? $(nproc) - 2 : 1) ))}
+AMP=${AMP:-1}
+TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-0}
+MODELS=${MODELS:-"efficientnetv2-s_all effdsp_all"}
+PYTHON=${PYTHON:-python}
+export PYTHON
+mkdir -p "$WORK"
+t0=$(date +%s)
+stamp() { echo "[compare.sh +$(( $(date +%s) - t0 ))s] $*"; }
+
+if [ -n "${SPLIT_DIR:-}" ]; then
+    mkdir -p "$WORK/split" && cp "$SPLIT_DIR"/{train,val,test}.txt "$WORK/split/"
+else
+    stamp "split $DATA"
+    "$PYTHON" tools/dataset_converters/split_all.py "$DATA" "$WORK/split" \
+        --ratios 7 2 1 --seed 0 | tail -n 7
+fi
+if [ -z "${SPLIT_DIR:-}" ] && [ -f splits/all_leukemia/test.txt ] && \
+        [ "$(basename "$DATA")" = Original ]; then
+    for s in train val test; do
+        cmp -s "$WORK/split/$s.txt" "splits/all_leukemia/$s.txt" \
+            && echo "  $s.txt equals splits/all_leukemia/$s.txt" \
+            || echo "  WARNING: $s.txt differs from splits/all_leukemia"
+    done
+fi
+
+stamp "segment into $WORK/seg_cache"
+"$PYTHON" tools/dataset_converters/segment_dataset.py "$DATA" \
+    "$WORK/seg_cache" --workers "$(nproc)" | tail -n 3
+export MMDSP_DATA_ROOT="$DATA" MMDSP_SEG_CACHE="$WORK/seg_cache"
+
+amp_flag=()
+[ "$AMP" = 1 ] && amp_flag=(--amp)
+# Linear warm-up for 3 epochs (fewer in a short run), then cosine decay.
+[ "$EPOCHS" -ge 2 ] || { echo "EPOCHS must be at least 2"; exit 2; }
+warm=$(( EPOCHS > 3 ? 3 : EPOCHS - 1 ))
+opts=(
+    "train_cfg.max_epochs=$EPOCHS"
+    "param_scheduler.0.end=$warm"
+    "param_scheduler.1.begin=$warm"
+    "param_scheduler.1.end=$EPOCHS"
+    "train_dataloader.num_workers=$NW"
+    "val_dataloader.num_workers=$NW"
+    "test_dataloader.num_workers=$NW"
+    "train_dataloader.dataset.ann_file=$WORK/split/train.txt"
+    "val_dataloader.dataset.ann_file=$WORK/split/val.txt"
+    "test_dataloader.dataset.ann_file=$WORK/split/test.txt"
+    "data_preprocessor.type=ChannelsLastPreprocessor"
+    "env_cfg.cudnn_benchmark=True"
+)
+[ "$AMP" = 1 ] && opts+=("val_cfg.fp16=True" "test_cfg.fp16=True")
+
+run_dirs=()
+for name in $MODELS; do
+    cfg=configs/$name.py
+    dir=$WORK/$name
+    run_dirs+=("$dir")
+    stamp "train $name ($EPOCHS epochs, $GPUS GPU(s), workers $NW)"
+    limit=()
+    [ "$TRAIN_TIMEOUT" != 0 ] && limit=(timeout --signal=INT "$TRAIN_TIMEOUT")
+    "${limit[@]}" bash tools/dist_train.sh "$cfg" "$GPUS" --work-dir "$dir" \
+        "${amp_flag[@]}" --cfg-options "${opts[@]}" > "$dir.train.log" 2>&1 \
+        || stamp "training $name stopped early (exit $?; see $dir.train.log)"
+    grep -E "Epoch\(val\)" "$dir.train.log" | grep accuracy | tail -n 2 || true
+    ckpt=$(ls -t "$dir"/best_*.pth 2>/dev/null | head -n 1 || true)
+    [ -n "$ckpt" ] || { stamp "no checkpoint for $name"; continue; }
+    stamp "test $name with $(basename "$ckpt")"
+    bash tools/dist_test.sh "$cfg" "$ckpt" "$GPUS" --work-dir "$dir" \
+        --cfg-options "${opts[@]}" > "$dir.test.log" 2>&1 \
+        || stamp "testing $name failed (see $dir.test.log)"
+    grep -E "Epoch\(test\)" "$dir.test.log" | tail -n 1 || true
+done
+
+stamp "tables"
+"$PYTHON" tools/analysis_tools/paper_tables.py "${run_dirs[@]}" \
+    --out-dir "$WORK/tables" | tail -n 20 || true
+cat "$WORK/tables/table2.md" 2>/dev/null || true
+stamp "done"
