@@ -12,7 +12,9 @@
 # Environment: EPOCHS (20), GPUS (1), NUM_WORKERS (nproc-2, at most 12),
 #   AMP (1; 0 for a CPU dry run), TRAIN_TIMEOUT (seconds per model, 0 = none),
 #   MODELS (default "efficientnetv2-s_all effdsp_all"), PYTHON (python),
-#   SPLIT_DIR (use these train/val/test.txt instead of making the split).
+#   SPLIT_DIR (use these train/val/test.txt instead of making the split),
+#   IMG (input side, default 224) and ARCH (EfficientNetV2 arch table of
+#   both models, default s): the CPU proxy (tools/cpu_proxy.sh) shrinks both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -71,6 +73,13 @@ opts=(
     "env_cfg.cudnn_benchmark=True"
 )
 [ "$AMP" = 1 ] && opts+=("val_cfg.fp16=True" "test_cfg.fp16=True")
+if [ -n "${IMG:-}" ]; then
+    # Resize is step 2 of both pipelines (configs/_base_/datasets).
+    for loader in train val test; do
+        opts+=("${loader}_dataloader.dataset.pipeline.2.scale=$IMG")
+    done
+fi
+[ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
 
 run_dirs=()
 for name in $MODELS; do
