@@ -23,12 +23,13 @@ $(STAMP): requirements/runtime.txt requirements/tests.txt setup.py
 	touch $@
 
 demo: $(STAMP)
-	$(PY) tools/dataset_converters/make_synthetic_all.py $(DEMO_DATA)
-	MMDSP_DATA_ROOT=$(DEMO_DATA) $(PY) tools/train.py $(DEMO_CFG) \
+	$(PY) tools/dataset_converters/make_synthetic_all.py $(DEMO_DATA) \
+		--num-per-class 80
+	MMDSP_DEMO_DATA=$(DEMO_DATA) $(PY) tools/train.py $(DEMO_CFG) \
 		--work-dir $(DEMO_WORK)
-	MMDSP_DATA_ROOT=$(DEMO_DATA) $(PY) tools/test.py $(DEMO_CFG) \
+	MMDSP_DEMO_DATA=$(DEMO_DATA) $(PY) tools/test.py $(DEMO_CFG) \
 		$$(ls -t $(DEMO_WORK)/best_*.pth | head -n 1) --work-dir $(DEMO_WORK)
-	MMDSP_DATA_ROOT=$(DEMO_DATA) $(PY) tools/analysis_tools/confusion_matrix.py \
+	MMDSP_DEMO_DATA=$(DEMO_DATA) $(PY) tools/analysis_tools/confusion_matrix.py \
 		$(DEMO_CFG) $$(ls -t $(DEMO_WORK)/best_*.pth | head -n 1) \
 		--show-path $(DEMO_WORK)/confusion_matrix.png
 	@echo "demo done: $(DEMO_WORK)/confusion_matrix.png"

@@ -2,6 +2,7 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -36,3 +37,16 @@ def real_data():
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _one_intra_op_thread():
+    """Run the suite's tiny tensors on one thread.
+
+    CI has 2 cores; a second intra-op thread mostly waits for a busy core,
+    turning millisecond forwards into seconds.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -51,8 +51,10 @@ test_dataloader = dict(
     dataset=dict(
         data_root=data_root, ann_file='test.txt', pipeline=test_pipeline))
 
-# Short schedule; lr scaled for batch 16 (the paper's 0.01 is for 32 images)
-optim_wrapper = dict(optimizer=dict(lr=0.05))
+# A short schedule from scratch on 224 training images: AdamW gets going in a
+# dozen epochs, where the paper's SGD (lr 0.01, 100 epochs) stays near chance.
+optim_wrapper = dict(
+    optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05))
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -61,9 +63,9 @@ param_scheduler = [
         begin=0,
         end=2,
         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=2, end=12),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=2, end=15),
 ]
-train_cfg = dict(max_epochs=12)
+train_cfg = dict(max_epochs=15)
 custom_hooks = [
     dict(type='NaNLossHook'),
     dict(type='EpochSeedHook'),

@@ -30,13 +30,6 @@ BASELINES = {
 PARAMS_RTOL = 5e-3
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _load(name):
     return Config.fromfile(osp.join(CONFIGS, 'baselines', f'{name}.py'))

@@ -19,13 +19,6 @@ ROWS = sorted(
     [osp.join(CONFIGS, 'effdsp_all.py')])
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _build(path, **head):
     cfg = Config.fromfile(path)

@@ -17,9 +17,9 @@ import statistics
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import mmdsp  # noqa: F401
+from mmdsp.utils import work_dir_logs as logs
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_resnet.py')
@@ -70,8 +70,6 @@ def _run(cfg_file, data, work_dir, seed, train, load_from=None):
 def runs(tmp_path_factory):
     """Three real runs: resnet34_all (trained, seed 0; test-only, seed 1)
     and googlenet_all (test-only) -- tiny ResNets named after table rows."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp('paper_tables')
     data = str(root / 'data')
     _write_tree(data)
@@ -100,7 +98,6 @@ def runs(tmp_path_factory):
          load_from=osp.join(dirs['r0'], 'epoch_2.pth'))
     _run(cfg_files['resnet34_all'], data, dirs['r1'], 1, train=False)
     _run(cfg_files['googlenet_all'], data, dirs['g0'], 2, train=False)
-    torch.set_num_threads(threads)
     return dict(root=root, work=str(work), data=data, cfg=cfg_files, **dirs)
 
 
@@ -135,12 +132,12 @@ def _tiny_params(num_classes):
 
 
 def test_reads_test_runs(runs):
-    results = pt.read_test_results(runs['r0'])
+    results = logs.read_test_results(runs['r0'])
     assert len(results) == 1
     assert results[0]['metrics'] == _test_json(runs['r0'])
     assert osp.basename(results[0]['checkpoint']) == 'epoch_2.pth'
-    assert pt.run_config(runs['r0'])[1] == 'resnet34_all'
-    metrics = pt.extract_metrics(_test_json(runs['r1']))
+    assert logs.run_config(runs['r0'])[1] == 'resnet34_all'
+    metrics = logs.extract_metrics(_test_json(runs['r1']))
     assert metrics['f1'] == _test_json(runs['r1'])['single-label/f1-score']
 
 
@@ -226,11 +223,11 @@ def test_row_patterns():
 
 def test_bad_work_dirs_are_named(runs, tmp_path):
     with pytest.raises(FileNotFoundError, match='missing_dir'):
-        pt.find_run_dirs([str(tmp_path / 'missing_dir')])
+        logs.find_run_dirs([str(tmp_path / 'missing_dir')])
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match='no mmengine run'):
-        pt.find_run_dirs([str(empty)])
+        logs.find_run_dirs([str(empty)])
 
     # A copy of the training run only: no test result, so it is skipped.
     train_only = tmp_path / 'train_only'
@@ -240,19 +237,19 @@ def test_bad_work_dirs_are_named(runs, tmp_path):
         glob.glob(osp.join(runs['r0'], '*', 'vis_data', '2*.json'))[0])))
     shutil.copytree(osp.join(runs['r0'], ts, 'vis_data'),
                     train_only / ts / 'vis_data')
-    assert pt.load_run(str(train_only), 'test') is None
-    assert pt.load_run(str(train_only), 'val')['config'] == 'resnet34_all'
+    assert logs.load_run(str(train_only), 'test') is None
+    assert logs.load_run(str(train_only), 'val')['config'] == 'resnet34_all'
 
     shutil.copy(osp.join(runs['r0'], 'resnet34_all.py'),
                 train_only / 'other.py')
     with pytest.raises(ValueError, match='several configs'):
-        pt.run_config(str(train_only))
+        logs.run_config(str(train_only))
 
     bad = train_only / ts / 'vis_data' / f'{ts}.json'
     with open(bad, 'a') as f:
         f.write('{"loss": \n')
     with pytest.raises(ValueError, match=f'{ts}.json:'):
-        pt.read_train_log(str(train_only))
+        logs.read_train_log(str(train_only))
 
 
 def test_plot_curves(runs, tmp_path):
@@ -327,3 +324,23 @@ def test_vis_dropblock_and_cam_write_pngs(runs, tmp_path):
     for r in rows:
         assert cv2.imread(r['cam_path']).shape[:2] == (24, 24)
     assert cv2.imread(str(tmp_path / 'grid.png')) is not None
+
+
+def test_shipped_configs_find_their_rows(repo_root):
+    # The file names of configs/ablation and configs/attention, as the
+    # tables see them (the config name saved in each work_dir).
+    names = [
+        osp.splitext(osp.basename(p))[0]
+        for sub in ('ablation', 'attention', 'baselines')
+        for p in glob.glob(osp.join(repo_root, 'configs', sub, '*.py'))
+    ]
+    chosen = pt._match_rows(sorted(set(names)), {})
+    assert chosen[('4', 'base')] == 'base_all'
+    assert chosen[('4', 'dydropblock')] == 'dydropblock_all'
+    assert chosen[('4', 'pfl')] == 'pfl_all'
+    assert chosen[('4', 'dyodconv')] == 'dyodconv_all'
+    assert chosen[('4', 'sar')] == 'sar_all'
+    assert chosen[('4', 'dsp')] == 'effdsp_all'
+    for tag in ('eca', 'cbam'):
+        assert chosen[('3', tag)] == f'efficientnetv2-s_{tag}_all'
+    assert chosen[('2', 'dsp')] == 'effdsp_all'

@@ -19,19 +19,12 @@ the y axis (``--orientation paper``, the default); ``--orientation
 mmpretrain`` keeps MMPretrain's (true class on y).
 """
 import argparse
-import importlib.util
 import os.path as osp
+
+from mmdsp.utils import work_dir_logs
 
 KEY = 'confusion_matrix/result'
 
-
-def _paper_tables():
-    path = osp.join(osp.dirname(osp.abspath(__file__)), '..',
-                    'analysis_tools', 'paper_tables.py')
-    spec = importlib.util.spec_from_file_location('_paper_tables', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def load_confusion(path):
@@ -44,14 +37,13 @@ def load_confusion(path):
     Returns:
         tuple[list[list[int]], str]: The matrix and the file it came from.
     """
-    pt = _paper_tables()
     if osp.isfile(path):
-        records = pt.read_json_lines(path)
+        records = work_dir_logs.read_json_lines(path)
         if not records:
             raise ValueError(f'{path} is empty')
         record, source = records[-1], path
     else:
-        results = pt.read_test_results(path)
+        results = work_dir_logs.read_test_results(path)
         if not results:
             raise FileNotFoundError(
                 f'{path}: no test run (<timestamp>/<timestamp>.json); run '
@@ -74,7 +66,7 @@ def class_names(work_dir, num_classes):
     """Class names from the saved config's test dataset, else indices."""
     from mmengine.config import Config
     try:
-        cfg_path, _ = _paper_tables().run_config(work_dir)
+        cfg_path, _ = work_dir_logs.run_config(work_dir)
     except (FileNotFoundError, ValueError):
         return [str(i) for i in range(num_classes)]
     ds = Config.fromfile(cfg_path).get('test_dataloader',

@@ -15,19 +15,11 @@ The validation accuracy of each epoch is drawn as well when ``--with-val``.
 """
 import argparse
 import csv
-import importlib.util
 import math
-import os.path as osp
 from collections import OrderedDict
 
+from mmdsp.utils import work_dir_logs
 
-def _paper_tables():
-    path = osp.join(osp.dirname(osp.abspath(__file__)), '..',
-                    'analysis_tools', 'paper_tables.py')
-    spec = importlib.util.spec_from_file_location('_paper_tables', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def epoch_curves(work_dir):
@@ -40,7 +32,7 @@ def epoch_curves(work_dir):
         OrderedDict: ``{epoch: dict(loss, train_acc, val_acc)}``; a value
         the log lacks is NaN.
     """
-    train, val = _paper_tables().read_train_log(work_dir)
+    train, val = work_dir_logs.read_train_log(work_dir)
     if not train:
         raise FileNotFoundError(
             f'{work_dir}: no training iterations in '

@@ -123,21 +123,65 @@ class DyDropBlock(nn.Module):
                              f'{tuple(x.shape)}')
         n, c, h, w = x.shape
         alpha, beta = self.gamma(h, w)
-        # Seeds live on the top-left corners where a whole block fits;
-        # padding by beta-1 then a stride-1 max-pool of size beta spreads
-        # each seed over its block and restores the (h, w) size for any beta.
+        # Seeds live on the top-left corners where a whole block fits.
         seeds = torch.bernoulli(
             torch.full((n, c, h - beta + 1, w - beta + 1),
                        min(alpha, 1.0),
                        device=x.device,
                        dtype=x.dtype))
-        pad = beta - 1
-        dropped = F.max_pool2d(
-            F.pad(seeds, (pad, pad, pad, pad)), kernel_size=beta, stride=1)
-        keep = 1 - dropped
-        # Counting in float32 keeps half-precision masks from overflowing.
-        kept = keep.sum(dtype=torch.float32).clamp_min(self.eps)
-        return x * keep * (keep.numel() / kept).to(x.dtype)
+        dropped = self.spread_seeds(seeds, beta)
+        # Counting in float32 keeps half-precision masks from overflowing;
+        # a sum of 0/1 values is exact, so counting the dropped units gives
+        # the same kept count as summing the keep mask.
+        numel = n * c * h * w
+        kept = (numel - dropped.sum(dtype=torch.float32) * (
+            numel // dropped.numel())).clamp_min(self.eps)
+        factor = (numel / kept).to(x.dtype)
+        # keep * factor in one pass, factor - dropped * factor, which is
+        # exactly factor or 0: one full-size multiply remains for x (and
+        # one for its gradient) instead of two.
+        return x * torch.addcmul(factor, dropped, factor, value=-1)
+
+    @staticmethod
+    def spread_seeds(seeds, beta):
+        """Grow every seed into the ``beta x beta`` block it anchors.
+
+        Unit ``(i, j)`` is dropped iff a seed lies in the ``beta x beta``
+        window above and to the left of it, which is what a stride-1
+        ``beta x beta`` max-pool of the seeds padded by ``beta - 1`` gives.
+        Max-pooling costs ``beta ** 2`` comparisons per unit and is slow on
+        CPU; instead the seeds in each window are counted with prefix sums,
+        one pass along W and one along H (a window count is the difference
+        of two prefix sums), and a count of at least one marks a dropped
+        unit. The counts are small integers, exact in float32, so the mask
+        is exactly the max-pool's. When the block fills the map (one seed
+        position, e.g. the 7x7 maps of the last stage) the mask is that
+        seed, broadcast over the map.
+
+        Args:
+            seeds (Tensor): 0/1 seeds, shape (N, C, h - beta + 1,
+                w - beta + 1).
+            beta (int): Block size.
+
+        Returns:
+            Tensor: The 0/1 dropped-unit mask in the dtype of ``seeds``,
+            shape (N, C, h, w), or (N, C, 1, 1) when ``beta`` equals both
+            sides of the map.
+        """
+        if seeds.shape[-2:] == (1, 1):
+            return seeds
+        # Half-precision floats count exactly only up to 2048 (bfloat16:
+        # 256), too few for prefix sums over a long row.
+        counts = seeds.float() if seeds.element_size() < 4 else seeds
+        for dim in (-1, -2):
+            size = counts.shape[dim] + beta - 1  # h or w
+            pad = (beta, beta - 1) if dim == -1 else (0, 0, beta, beta - 1)
+            # prefix[t] = seeds before t - beta + 1; the window of output u
+            # holds the seeds u - beta + 1 .. u.
+            prefix = F.pad(counts, pad).cumsum(dim)
+            counts = prefix.narrow(dim, beta, size) - prefix.narrow(
+                dim, 0, size)
+        return counts.clamp_max_(1).to(seeds.dtype)
 
     def extra_repr(self):
         return (f'drop_prob={self.drop_prob}, block_size={self.block_size}, '

@@ -22,15 +22,6 @@ OFF = dict(attention_cfg=dict(type='SE'), dy_stages=(), dropblock_cfg=None)
 SAR_B0 = dict(type='SAR', groups=32)  # b0's widths are multiples of 32
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # The machine is shared: a second intra-op thread mostly waits for a
-    # busy core (seconds instead of milliseconds per tiny forward).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _blocks(model, stage):
     return list(model.layers[stage])

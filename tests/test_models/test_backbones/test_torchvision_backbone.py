@@ -9,14 +9,6 @@ from mmdsp.models.backbones.torchvision_backbone import (GoogLeNet,
                                                          TorchvisionBackbone)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    # Shared 2-core machine: a second intra-op thread mostly waits.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope='module')
 def googlenet_all_stages():

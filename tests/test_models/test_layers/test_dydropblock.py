@@ -137,3 +137,52 @@ def test_build_from_registries():
     assert isinstance(m, DyDropBlock) and m.block_size == 5
     name, layer = build_plugin_layer(dict(type='DyDropBlock'), 2)
     assert name == 'dy_drop_block2' and isinstance(layer, DyDropBlock)
+
+
+def reference_dropblock(m, x):
+    """DyDropBlock written out directly: beta x beta max-pool of the padded
+    seeds and ``x * keep * numel / kept``, drawing the same seeds."""
+    n, c, h, w = x.shape
+    alpha, beta = m.gamma(h, w)
+    seeds = torch.bernoulli(
+        torch.full((n, c, h - beta + 1, w - beta + 1),
+                   min(alpha, 1.0),
+                   dtype=x.dtype))
+    pad = beta - 1
+    keep = 1 - F.max_pool2d(
+        F.pad(seeds, (pad, pad, pad, pad)), kernel_size=beta, stride=1)
+    kept = keep.sum(dtype=torch.float32).clamp_min(m.eps)
+    return x * keep * (keep.numel() / kept).to(x.dtype)
+
+
+@pytest.mark.parametrize('shape,beta', [((2, 3, 20, 17), 4),
+                                        ((2, 3, 16, 16), 7),
+                                        ((3, 5, 7, 7), 7),
+                                        ((2, 3, 7, 10), 7),
+                                        ((2, 3, 5, 5), 1)])
+def test_fast_mask_equals_reference(shape, beta):
+    m = DyDropBlock(drop_prob=0.3, block_size=beta).train()
+    x = torch.randn(shape, requires_grad=True)
+    torch.manual_seed(3)
+    out = m(x)
+    torch.manual_seed(3)
+    ref = reference_dropblock(m, x)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    grad = torch.randn(shape)
+    g_out, = torch.autograd.grad(out, x, grad)
+    g_ref, = torch.autograd.grad(ref, x, grad)
+    torch.testing.assert_close(g_out, g_ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_fast_mask_exact_in_half_precision(dtype):
+    # Long rows with many seeds: prefix sums beyond what bfloat16 / float16
+    # count exactly must still give the max-pool mask.
+    m = DyDropBlock(drop_prob=0.9, block_size=2).train()
+    x = torch.ones(1, 1, 1000, 300, dtype=dtype)
+    torch.manual_seed(5)
+    out = m(x)
+    torch.manual_seed(5)
+    ref = reference_dropblock(m, x)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out == 0, ref == 0, rtol=0, atol=0)

@@ -5,6 +5,7 @@ import torch
 from mmcv.cnn import build_plugin_layer
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmengine.registry import DefaultScope, Registry
+from mmpretrain.models.utils import channel_shuffle
 from mmpretrain.registry import MODELS
 
 import mmdsp  # noqa: F401  (registers the modules)
@@ -149,3 +150,68 @@ def test_build_from_registries():
     with DefaultScope.overwrite_default_scope('mmdsp_test_sar_scope'):
         _, layer = build_plugin_layer(dict(type='SAR'), in_channels=128)
     assert isinstance(layer, SAR)
+
+
+def reference_sar(m, x):
+    """SAR as first written: groups folded into the batch, the modules
+    F_h, F_w and G_n called as they are, shuffle copy, then the residual."""
+    n, c, h, w = x.shape
+    xg = x.reshape(n * m.groups, m.group_channels, h, w)
+    y_h = torch.sigmoid(m.norm(m.conv_h(xg.mean(dim=3))))
+    y_w = torch.sigmoid(m.norm(m.conv_w(xg.mean(dim=2))))
+    y = (xg * y_h.unsqueeze(3) * y_w.unsqueeze(2)).reshape(n, c, h, w)
+    if m.shuffle_groups > 1:
+        y = channel_shuffle(y, m.shuffle_groups)
+    return y + x if m.residual else y
+
+
+@pytest.mark.parametrize('kwargs,shape', [
+    (dict(in_channels=32, groups=8), (2, 32, 7, 7)),
+    (dict(in_channels=32, groups=8), (3, 32, 6, 9)),
+    (dict(in_channels=32, groups=8), (2, 32, 9, 10)),
+    (dict(in_channels=32, groups=4, residual=False), (2, 32, 12, 12)),
+    (dict(in_channels=24, groups=4, kernel_size=3), (1, 24, 2, 5)),
+    (dict(in_channels=32, groups=4, shuffle_groups=1), (2, 32, 5, 5)),
+    (dict(in_channels=32, groups=4, residual=False), (2, 32, 4, 4)),
+    (dict(in_channels=32, groups=4, shuffle_groups=4, residual=False),
+     (2, 32, 4, 3)),
+    (dict(in_channels=16, groups=2,
+          norm_cfg=dict(type='GN', num_groups=8, affine=False)),
+     (2, 16, 5, 5)),
+    (dict(in_channels=16, groups=2, norm_cfg=dict(type='GN', num_groups=2)),
+     (2, 16, 5, 5)),
+])
+def test_fast_path_matches_reference(kwargs, shape):
+    """Output and every gradient of the optimised forward equal those of
+    the straightforward one, with non-trivial conv and norm parameters."""
+    torch.manual_seed(0)
+    m = SAR(**kwargs).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(shape, dtype=torch.float64)
+    out, ref = m(x), reference_sar(m, x)
+    torch.testing.assert_close(out, ref)
+    params = [x] + list(m.parameters())
+    for g, r in zip(torch.autograd.grad(out, params, grad),
+                    torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(g, r)
+
+
+def test_toeplitz_is_the_conv1d():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(3, 3, 7, padding=3, groups=3, bias=False)
+    for length in (1, 4, 7, 12):
+        z = torch.randn(5, 3, length)
+        band = SAR._toeplitz(conv.weight, length)
+        torch.testing.assert_close(
+            torch.einsum('cji,nci->ncj', band, z), conv(z))
+
+
+def test_channels_last_input():
+    torch.manual_seed(0)
+    m = SAR(32, groups=8)
+    x = torch.randn(2, 32, 7, 7)
+    torch.testing.assert_close(
+        m(x.contiguous(memory_format=torch.channels_last)), m(x))
