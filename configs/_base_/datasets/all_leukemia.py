@@ -50,19 +50,6 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
-train_dataloader = dict(
-    batch_size=32,
-    num_workers=4,
-    # EpochSeedHook reseeds the workers every epoch, so resumed runs repeat
-    # the same augmentation; persistent workers could not be reseeded.
-    persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=f'{split_dir}/train.txt',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
 val_dataloader = dict(
     batch_size=32,
     num_workers=4,
@@ -75,15 +62,18 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 test_dataloader = dict(
-    batch_size=32,
-    num_workers=4,
-    persistent_workers=True,
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file=f'{split_dir}/test.txt'))
+train_dataloader = dict(
+    val_dataloader,
+    # EpochSeedHook reseeds the workers every epoch, so resumed runs repeat
+    # the same augmentation; persistent workers could not be reseeded.
+    persistent_workers=False,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        ann_file=f'{split_dir}/test.txt',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
+        val_dataloader['dataset'],
+        ann_file=f'{split_dir}/train.txt',
+        pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True),
 )
 
 # Paper section 4.2: accuracy, precision, recall, F1 (macro over the 4
