@@ -26,7 +26,10 @@ def make_runner(model, epoch=0, it=0, iters_per_epoch=5):
 
 
 def temperatures(model):
-    return [m.temperature for m in model.modules() if isinstance(m, ODConv2d)]
+    return [
+        float(m.temperature) for m in model.modules()
+        if isinstance(m, ODConv2d)
+    ]
 
 
 def test_epoch_schedule():
@@ -108,7 +111,7 @@ def test_registered_and_runs_in_runner(tmp_path, monkeypatch):
             self.conv = ODConv2d(2, 2, 3, padding=1)
 
         def forward(self, inputs, data_samples=None, mode='tensor'):
-            seen.append(self.conv.temperature)
+            seen.append(float(self.conv.temperature))
             out = self.conv(inputs)
             return dict(loss=out.square().mean())
 

@@ -146,6 +146,10 @@ class ODConv2d(nn.Module):
         self.output_padding = (0, 0)
         self.padding_mode = padding_mode
         self.kernel_num = kernel_num
+        # A buffer, saved with the weights: the kernel attention was trained
+        # at the annealed temperature of its epoch, so tools/test.py on an
+        # early checkpoint must use that temperature, not the default.
+        self.register_buffer('temperature', torch.ones(()))
         self.update_temperature(temperature)
 
         kh, kw = self.kernel_size
@@ -211,7 +215,7 @@ class ODConv2d(nn.Module):
         if not temperature > 0 or math.isinf(temperature):
             raise ValueError('ODConv2d: temperature must be a positive '
                              f'finite number, got {temperature}')
-        self.temperature = temperature
+        self.temperature.fill_(temperature)
 
     def attentions(self, x: torch.Tensor) -> ODConvAttention:
         """Predict the four attentions of every sample of ``x``.
@@ -320,6 +324,9 @@ class ODConv2d(nn.Module):
                 and weight.shape == self.weight.shape[1:]):
             state_dict[key] = weight.unsqueeze(0).expand_as(
                 self.weight).clone()
+        # Checkpoints without the temperature buffer (plain convs, ODConv2d
+        # before it was saved) keep the current value.
+        state_dict.setdefault(prefix + 'temperature', self.temperature)
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
@@ -330,4 +337,4 @@ class ODConv2d(nn.Module):
                 f'padding={self.padding}, dilation={self.dilation}, '
                 f'groups={self.groups}, bias={self.bias is not None}, '
                 f'kernel_num={self.kernel_num}, '
-                f'temperature={self.temperature:g}')
+                f'temperature={self.temperature.item():g}')

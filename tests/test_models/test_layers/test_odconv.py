@@ -262,3 +262,24 @@ def test_bad_input():
     m = ODConv2d(4, 4, 3)
     with pytest.raises(ValueError, match=r'\(B, 4, H, W\)'):
         m(torch.randn(1, 3, 5, 5))
+
+
+def test_temperature_is_saved_with_the_weights():
+    # A checkpoint from epoch 3 of a 30 -> 1 anneal must be evaluated at
+    # the temperature it was trained with.
+    conv = ODConv2d(8, 8, 3, padding=1, kernel_num=4)
+    conv.update_temperature(12.5)
+    state = conv.state_dict()
+    assert float(state['temperature']) == 12.5
+    fresh = ODConv2d(8, 8, 3, padding=1, kernel_num=4)
+    fresh.load_state_dict(state, strict=True)
+    assert float(fresh.temperature) == 12.5
+    x = torch.randn(2, 8, 6, 6)
+    fresh.eval(), conv.eval()
+    assert torch.allclose(fresh(x), conv(x))
+
+    # Older checkpoints without the buffer keep the current temperature.
+    del state['temperature']
+    fresh.update_temperature(3.0)
+    fresh.load_state_dict(state, strict=True)
+    assert float(fresh.temperature) == 3.0
