@@ -9,7 +9,6 @@ import os.path as osp
 import sys
 
 import mmpretrain
-import torch.distributed as dist
 
 __all__ = ['mmpretrain_tool_path', 'run_mmpretrain_tool', 'fix_dataloaders']
 
@@ -68,11 +67,4 @@ def run_mmpretrain_tool(name):
     if merge_args is not None:
         module.merge_args = lambda cfg, args: fix_dataloaders(
             merge_args(cfg, args))
-    try:
-        module.main()
-    finally:
-        # mmengine never tears the process group down: in our H100 run a
-        # tools/test.py under torchrun took another minute to exit after
-        # printing its metrics, with NCCL warning about exactly that.
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+    module.main()
