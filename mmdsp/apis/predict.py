@@ -24,9 +24,11 @@ from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
 import mmdsp  # noqa: F401  (registers modules, applies mmdsp.compat)
+from mmdsp.datasets.blood_cells_all import \
+    IMG_EXTENSIONS as DATASET_EXTENSIONS
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp',
-                  '.ppm', '.pgm')
+# Inference also takes formats nobody trains on.
+IMG_EXTENSIONS = DATASET_EXTENSIONS + ('.webp', '.ppm', '.pgm')
 _LOAD_TYPES = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile',
                'mmcv.LoadImageFromFile')
 

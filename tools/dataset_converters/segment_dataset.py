@@ -24,12 +24,12 @@ import cv2
 import numpy as np
 from mmengine.config import DictAction
 
+from mmdsp.datasets.blood_cells_all import IMG_EXTENSIONS
 from mmdsp.datasets.transforms.lab_kmeans import LabKMeansSegment
 from mmdsp.utils.fileio import (atomic_write_text, check_run_meta,
                                 clean_temp_files, imwrite_atomic,
                                 outputs_complete, run_jobs)
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 _SEG = None  # the worker's transform, built once per process
 
 
@@ -46,7 +46,8 @@ def list_images(src_root):
     for folder, dirs, files in os.walk(src_root):
         dirs.sort()
         for name in sorted(files):
-            if name.lower().endswith(IMG_EXTS) and not name.startswith('.'):
+            if (name.lower().endswith(IMG_EXTENSIONS)
+                    and not name.startswith('.')):
                 rels.append(osp.relpath(osp.join(folder, name), src_root))
     return rels
 

@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 from mmengine.config import DictAction
 
+from mmdsp.datasets.blood_cells_all import IMG_EXTENSIONS
 from mmdsp.datasets.transforms.lab_kmeans import LabKMeansSegment
 from mmdsp.utils.fileio import imwrite_atomic
 
-IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 
 
 def pick_samples(src_root, per_class, offset):
@@ -32,7 +32,7 @@ def pick_samples(src_root, per_class, offset):
     picked = []
     for cdir in classes:
         files = sorted(f for f in glob.glob(osp.join(cdir, '*'))
-                       if f.lower().endswith(IMG_EXTS))
+                       if f.lower().endswith(IMG_EXTENSIONS))
         if not files:
             continue
         step = max(1, len(files) // per_class)
