@@ -1,9 +1,5 @@
 import os
-import os.path as osp
-import subprocess
-import sys
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,33 +9,12 @@ from mmengine.runner import load_checkpoint
 import mmdsp  # noqa: F401
 from mmdsp.compat import UnsafeCheckpointError, mmengine_safe_globals
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
 
 class _Evil:
     """Pickles to a call of os.system: must never run on load."""
 
     def __reduce__(self):
         return (os.system, ('echo compromised > /dev/null',))
-
-
-def _write_tree(root, per_class=6):
-    rng = np.random.default_rng(0)
-    for label, colour in (('a', (40, 40, 200)), ('b', (200, 60, 40))):
-        os.makedirs(osp.join(root, label))
-        for i in range(per_class):
-            img = np.full((24, 24, 3), colour, np.uint8)
-            img = np.clip(img + rng.normal(0, 20, img.shape), 0, 255)
-            cv2.imwrite(osp.join(root, label, f'{i}.png'), img.astype(np.uint8))
-
-
-def _run_tool(tool, *args, env):
-    cmd = [sys.executable, osp.join(REPO_ROOT, 'tools', tool), *args]
-    proc = subprocess.run(
-        cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def test_message_hub_state_loads_with_weights_only(tmp_path):
@@ -88,23 +63,21 @@ def test_safe_globals_are_a_short_explicit_list():
     assert 'system' not in ' '.join(names)
 
 
-def test_train_resume_test_with_tools(tmp_path):
-    data = tmp_path / 'data'
-    _write_tree(str(data))
+def test_train_resume_test_with_tools(tmp_path, tiny_data, tools):
     work = tmp_path / 'work'
-    env = dict(os.environ, MMDSP_TEST_DATA=str(data))
-    cfg = osp.join(REPO_ROOT, 'tests', 'data', 'configs', 'tiny_resnet.py')
+    env = tools.env(tiny_data)
+    cfg = tools.config('tiny_resnet.py')
 
-    _run_tool('train.py', cfg, '--work-dir', str(work), env=env)
+    tools.run('train.py', cfg, '--work-dir', work, env=env)
     assert (work / 'epoch_2.pth').exists()
 
     # Resume (auto: latest checkpoint) and train one more epoch: needs the
     # HistoryBuffer/numpy allow-list under torch's weights_only default.
-    log = _run_tool('train.py', cfg, '--work-dir', str(work), '--resume',
-                    '--cfg-options', 'train_cfg.max_epochs=3', env=env)
+    _, log = tools.run('train.py', cfg, '--work-dir', work, '--resume',
+                       '--cfg-options', 'train_cfg.max_epochs=3', env=env)
     assert 'resumed epoch: 2' in log
     assert (work / 'epoch_3.pth').exists()
 
-    log = _run_tool('test.py', cfg, str(work / 'epoch_3.pth'), '--work-dir',
-                    str(work), env=env)
+    _, log = tools.run('test.py', cfg, work / 'epoch_3.pth', '--work-dir',
+                       work, env=env)
     assert 'accuracy/top1' in log

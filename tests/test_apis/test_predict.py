@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -160,16 +159,10 @@ def test_predict_rows_match_independent_forward(setup):
                                    atol=1e-5)
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'predict_tool', osp.join(REPO, 'tools', 'predict.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
-def test_cli_csv_exit_code_and_cam(setup, tmp_path):
-    tool = _load_tool()
+def test_cli_csv_exit_code_and_cam(setup, tmp_path, tools):
+    tool = tools.load('predict.py')
     out = tmp_path / 'res' / 'results.csv'
     cam_dir = tmp_path / 'cams'
     rc = tool.main([

@@ -1,9 +1,6 @@
-import os
 import os.path as osp
 from types import SimpleNamespace
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -46,21 +43,9 @@ class _PoisonHook(Hook):
             self._poison(runner)
 
 
-def _write_tree(root):
-    rng = np.random.default_rng(0)
-    for label, colour in (('a', (40, 40, 200)), ('b', (200, 60, 40))):
-        os.makedirs(osp.join(root, label))
-        for i in range(8):
-            img = np.clip(
-                np.full((24, 24, 3), colour) + rng.normal(0, 60, (24, 24, 3)),
-                0, 255)
-            cv2.imwrite(osp.join(root, label, f'{i}.png'), img.astype('uint8'))
-    return root
 
-
-def _runner(tmp_path, poison):
+def _runner(tmp_path, data, poison):
     cfg = Config.fromfile(CONFIG)
-    data = _write_tree(str(tmp_path / 'data'))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data
     cfg.work_dir = str(tmp_path / 'work')
@@ -81,8 +66,8 @@ def _finite(path):
         if v.is_floating_point())
 
 
-def test_nan_loss_stops_before_checkpoint(tmp_path):
-    runner = _runner(tmp_path, dict(epoch=2, value=float('nan')))
+def test_nan_loss_stops_before_checkpoint(tmp_path, tiny_data):
+    runner = _runner(tmp_path, tiny_data, dict(epoch=2, value=float('nan')))
     with pytest.raises(NonFiniteLossError) as err:
         runner.train()
     msg = str(err.value)
@@ -96,11 +81,11 @@ def test_nan_loss_stops_before_checkpoint(tmp_path):
             'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
 
 
-def test_overflowed_weights_with_finite_loss_are_not_saved(tmp_path):
+def test_overflowed_weights_with_finite_loss_are_not_saved(tmp_path,
+                                                          tiny_data):
     # The last step of epoch 1 overflows after its (finite) loss was seen.
-    runner = _runner(tmp_path, dict(epoch=1,
-                                    value=float('inf'),
-                                    at='last_iter'))
+    runner = _runner(tmp_path, tiny_data,
+                     dict(epoch=1, value=float('inf'), at='last_iter'))
     with pytest.raises(NonFiniteLossError, match='end of epoch 1') as err:
         runner.train()
     assert 'head.fc.bias' in str(err.value)

@@ -32,12 +32,6 @@ test_dataloader = dict(dataset=dict(
 """
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_onnx', osp.join(REPO, 'tools', 'deployment', 'export_onnx.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
@@ -81,12 +75,12 @@ def _check_outputs(root, cfg_file, ckpt, dynamic, softmax):
 
 
 @pytest.mark.parametrize('dynamic,softmax', [(False, False), (True, True)])
-def test_export_parity(files, dynamic, softmax, capsys):
+def test_export_parity(files, dynamic, softmax, capsys, tools):
     root, cfg_file, ckpt = files
     args = [cfg_file, ckpt, str(root / 'm.onnx')]
     args += ['--dynamic-batch'] if dynamic else []
     args += ['--softmax'] if softmax else []
-    rc = _tool().main(args)
+    rc = tools.load('deployment/export_onnx.py').main(args)
     printed = capsys.readouterr()
     assert 'torch.export parity: max abs diff' in printed.out
     if HAS_ONNX:
@@ -97,16 +91,16 @@ def test_export_parity(files, dynamic, softmax, capsys):
     _check_outputs(root, cfg_file, ckpt, dynamic, softmax)
 
 
-def test_parity_check_catches_a_difference():
-    tool = _tool()
+def test_parity_check_catches_a_difference(tools):
+    tool = tools.load('deployment/export_onnx.py')
     x = [torch.randn(2, 3)]
     assert tool.check_parity(lambda t: t, lambda t: t + 5e-5, x, 'a') < 1e-4
     with pytest.raises(RuntimeError, match='differs'):
         tool.check_parity(lambda t: t, lambda t: t + 1e-3, x, 'a')
 
 
-def test_input_hw_from_pipeline():
-    tool = _tool()
+def test_input_hw_from_pipeline(tools):
+    tool = tools.load('deployment/export_onnx.py')
     cfg = Config(
         dict(test_dataloader=dict(dataset=dict(pipeline=[
             dict(type='LoadImageFromFile'),

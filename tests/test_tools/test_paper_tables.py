@@ -41,16 +41,6 @@ dropblock_tool = _load_tool('visualization/vis_dropblock.py')
 cam_tool = _load_tool('visualization/vis_cam.py')
 
 
-def _write_tree(root):
-    rng = np.random.default_rng(0)
-    for label, colour in (('a', (40, 40, 200)), ('b', (200, 60, 40))):
-        os.makedirs(osp.join(root, label))
-        for i in range(6):
-            img = np.full((24, 24, 3), colour, np.float64)
-            img = np.clip(img + rng.normal(0, 60, img.shape), 0, 255)
-            cv2.imwrite(osp.join(root, label, f'{i}.png'),
-                        img.astype(np.uint8))
-
 
 def _run(cfg_file, data, work_dir, seed, train, load_from=None):
     from mmengine.config import Config
@@ -67,12 +57,11 @@ def _run(cfg_file, data, work_dir, seed, train, load_from=None):
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tools):
     """Three real runs: resnet34_all (trained, seed 0; test-only, seed 1)
     and googlenet_all (test-only) -- tiny ResNets named after table rows."""
     root = tmp_path_factory.mktemp('paper_tables')
-    data = str(root / 'data')
-    _write_tree(data)
+    data = tools.write_tree(str(root / 'data'), per_class=6)
     os.makedirs(root / 'configs')
     metrics = ("[dict(type='Accuracy', topk=(1, )), "
                "dict(type='SingleLabelMetric', "
