@@ -4,11 +4,21 @@ from setuptools import find_packages, setup
 
 
 def parse_requirements(fname='requirements/runtime.txt'):
-    """Read the pinned stack, so it is written down in one place only."""
+    """Read the pinned stack, so it is written down in one place only.
+
+    ``-r other.txt`` lines are followed, relative to ``fname``, as pip does.
+    """
     here = osp.dirname(osp.abspath(__file__))
+    requirements = []
     with open(osp.join(here, fname)) as f:
-        lines = (line.split('#', 1)[0].strip() for line in f)
-        return [line for line in lines if line]
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line.startswith('-r '):
+                requirements += parse_requirements(
+                    osp.join(osp.dirname(fname), line[3:].strip()))
+            elif line:
+                requirements.append(line)
+    return requirements
 
 
 def get_version():
@@ -29,6 +39,9 @@ setup(
     include_package_data=True,
     python_requires='>=3.11',
     install_requires=parse_requirements(),
-    extras_require={'tests': parse_requirements('requirements/tests.txt')},
+    extras_require={
+        'tests': parse_requirements('requirements/tests.txt'),
+        'cam': parse_requirements('requirements/optional.txt'),
+    },
     license='Apache License 2.0',
 )

@@ -1,4 +1,5 @@
-"""tools/analysis_tools/paper_tables.py and the figure tools (figs 5, 8, 9).
+"""tools/analysis_tools/paper_tables.py and the figure tools (figs 5, 8, 9,
+Grad-CAM).
 
 The work_dirs are written by real (tiny) mmengine runs in this process:
 training with validation, tools/test.py-style test runs, so every log is in
@@ -17,6 +18,7 @@ import statistics
 import cv2
 import numpy as np
 import pytest
+import torch
 
 import mmdsp  # noqa: F401
 from mmdsp.utils import work_dir_logs as logs
@@ -38,7 +40,8 @@ pt = _load_tool('analysis_tools/paper_tables.py')
 curves_tool = _load_tool('visualization/plot_curves.py')
 confusion_tool = _load_tool('visualization/plot_confusion.py')
 dropblock_tool = _load_tool('visualization/vis_dropblock.py')
-cam_tool = _load_tool('visualization/vis_cam.py')
+cam_tool = _load_tool('visualization/cam_grid.py')
+mm_cam_tool = _load_tool('visualization/vis_cam.py')
 
 
 
@@ -313,6 +316,48 @@ def test_vis_dropblock_and_cam_write_pngs(runs, tmp_path):
     for r in rows:
         assert cv2.imread(r['cam_path']).shape[:2] == (24, 24)
     assert cv2.imread(str(tmp_path / 'grid.png')) is not None
+
+
+def test_mmpretrain_vis_cam_on_dsp(tmp_path, tools, repo_root):
+    """MMPretrain's vis_cam (grad-cam 1.4.8) through our wrapper, on an
+    EfficientNet-DSP: its SAR, Dy-ODConv and DyDropBlock must be registered
+    before MMPretrain's tool builds the model."""
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg_file = osp.join(repo_root, 'configs', 'demo', 'effdsp_synthetic.py')
+    model = MODELS.build(Config.fromfile(cfg_file).model)
+    ckpt = str(tmp_path / 'dsp.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    data = tools.write_tree(str(tmp_path / 'data'), per_class=1, size=64)
+    image = osp.join(data, 'a', '0.png')
+    env = tools.env(data)
+    for method in ('GradCAM', 'GradCAM++'):
+        out = tmp_path / f'{method}.png'
+        tools.run('visualization/vis_cam.py', image, cfg_file, ckpt,
+                  '--method', method, '--save-path', out, env=env)
+        cam = cv2.imread(str(out))
+        # The overlay is drawn on the test pipeline's 96 px input.
+        assert cam.shape == (96, 96, 3)
+        assert cam.std() > 1
+    _, log = tools.run('visualization/vis_cam.py', image, cfg_file, ckpt,
+                       '--target-layers', 'backbone.nope', env=env,
+                       check=False)
+    assert 'Cannot get the layer "backbone.nope"' in log
+
+
+def test_vis_cam_names_the_grad_cam_it_needs(monkeypatch):
+    from importlib.metadata import PackageNotFoundError
+    assert mm_cam_tool.check_grad_cam() == '1.4.8'
+
+    def missing(name):
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(mm_cam_tool, 'version', missing)
+    with pytest.raises(SystemExit, match='grad-cam==1.4.8.*cam_grid.py'):
+        mm_cam_tool.check_grad_cam()
+    monkeypatch.setattr(mm_cam_tool, 'version', lambda name: '1.5.0')
+    with pytest.raises(SystemExit, match='found 1.5.0'):
+        mm_cam_tool.check_grad_cam()
 
 
 def test_shipped_configs_find_their_rows(repo_root):

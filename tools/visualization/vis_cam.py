@@ -1,76 +1,45 @@
-"""Grad-CAM overlays of a trained classifier, one PNG per image plus a grid.
+"""MMPretrain's `tools/visualization/vis_cam.py`, with mmdsp registered.
 
-Usage::
+Same arguments as MMPretrain's::
 
-    python tools/visualization/vis_cam.py CONFIG CHECKPOINT IMAGE [IMAGE ...] \
-        --out-dir cams [--grid cams.png] [--cam-layer backbone.layers.7]
+    python tools/visualization/vis_cam.py IMAGE CONFIG CHECKPOINT \\
+        [--method GradCAM++] [--target-layers backbone.layers.7] \\
+        [--save-path cam.png] [--device cuda]
 
-Reuses mmdsp's own Grad-CAM (:class:`mmdsp.apis.GradCAM`, through
-:func:`mmdsp.apis.predict`, the engine of ``tools/predict.py``): the map of
-the predicted class at the backbone's last stage unless ``--cam-layer``
-names another module. Images go through the config's test pipeline (so the
-LAB k-means background removal is applied), and the overlay is drawn on the
-image as loaded. MMPretrain's ``tools/visualization/vis_cam.py`` offers more
-CAM variants but needs ``grad-cam==1.4.8`` (and its ttach, tqdm and
-scikit-learn), which mmdsp does not install.
+MMPretrain's tool needs ``pytorch_grad_cam`` from grad-cam 1.4.x:
+``pip install mmdsp[cam]`` installs the pinned 1.4.8
+(``requirements/optional.txt``). From 1.5 on, grad-cam's CAM classes no longer
+take the ``use_cuda`` argument MMPretrain 1.2.0 passes. For Grad-CAM overlays
+of several images without grad-cam, see ``cam_grid.py``.
 """
-import argparse
-import os.path as osp
+from importlib.metadata import PackageNotFoundError, version
+
+from mmdsp.utils.mmpretrain_tools import run_mmpretrain_tool
+
+INSTALL_HINT = ('pip install "grad-cam==1.4.8" (or pip install mmdsp[cam]; '
+                'requirements/optional.txt)')
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config', help='model config')
-    parser.add_argument('checkpoint', help='trained checkpoint')
-    parser.add_argument('images', nargs='+',
-                        help='image files, folders or glob patterns')
-    parser.add_argument('--out-dir', required=True,
-                        help='folder for the overlay PNGs')
-    parser.add_argument('--grid', help='also write a figure of input | '
-                        'overlay pairs with the predictions to this PNG')
-    parser.add_argument('--cam-layer', help='dotted module name of the '
-                        'target layer (default: backbone output)')
-    parser.add_argument('--device', help='cpu or cuda (default: auto)')
-    args = parser.parse_args(argv)
+def check_grad_cam():
+    """Fail early, naming the package, unless grad-cam 1.4.x is installed.
 
-    import cv2
-
-    from mmdsp.apis import predict
-    rows = predict(args.config, args.checkpoint, args.images,
-                   device=args.device, cam_dir=args.out_dir,
-                   cam_layer=args.cam_layer, progress=False)
-    failed = [r for r in rows if r['error']]
-    for r in failed:
-        print(f'skipped {r["path"]}: {r["error"]}')
-    done = [r for r in rows if r['cam_path']]
-    if not done:
-        raise SystemExit('no Grad-CAM written: every image failed')
-    for r in done:
-        print(f'{r["path"]}: {r["pred_class"]} '
-              f'({100 * float(r["scores"].max()):.1f}%) -> {r["cam_path"]}')
-
-    if args.grid:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(len(done), 2,
-                                 figsize=(6.4, 3.2 * len(done)),
-                                 squeeze=False)
-        for (ax_in, ax_cam), r in zip(axes, done):
-            image = cv2.imread(r['path'])
-            overlay = cv2.imread(r['cam_path'])
-            ax_in.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-            ax_in.set_title(osp.basename(r['path']), fontsize=9)
-            ax_cam.imshow(cv2.cvtColor(overlay, cv2.COLOR_BGR2RGB))
-            ax_cam.set_title(f'Grad-CAM: {r["pred_class"]}', fontsize=9)
-            ax_in.axis('off')
-            ax_cam.axis('off')
-        fig.tight_layout()
-        fig.savefig(args.grid, dpi=150)
-        plt.close(fig)
-        print(f'wrote {args.grid}')
-    return rows
+    Returns:
+        str: The installed grad-cam version.
+    """
+    try:
+        found = version('grad-cam')
+    except PackageNotFoundError:
+        raise SystemExit('tools/visualization/vis_cam.py (MMPretrain\'s) '
+                         f'needs grad-cam 1.4.x, which is not installed: '
+                         f'{INSTALL_HINT}. tools/visualization/cam_grid.py '
+                         'draws Grad-CAM without it.') from None
+    if not found.startswith('1.4.'):
+        raise SystemExit(f'tools/visualization/vis_cam.py needs grad-cam '
+                         f'1.4.x, found {found} (its CAM classes differ from '
+                         f'what MMPretrain 1.2.0 calls): {INSTALL_HINT}')
+    return found
 
 
 if __name__ == '__main__':
-    main()
+    check_grad_cam()
+    run_mmpretrain_tool('visualization/vis_cam.py')
