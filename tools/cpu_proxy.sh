@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The CPU proxy of the GPU protocol (docs/experiments.md): the same script,
 # tools/gpu/compare.sh, reduced to fit about 40 minutes on a 2-core CPU:
-# EfficientNetV2-B0 against EfficientNet-DSP at B0 size, 128 px, 6 epochs,
+# EfficientNetV2-B0 against EfficientNet-DSP at B0 size, 128 px, 12 epochs,
 # fp32, on the same leak-free split and pre-segmented masks.
 # Usage: tools/cpu_proxy.sh DATA_ROOT [WORK_DIR]
 set -euo pipefail
-export EPOCHS=${EPOCHS:-6} IMG=${IMG:-128} ARCH=${ARCH:-b0} AMP=0
+export EPOCHS=${EPOCHS:-12} IMG=${IMG:-128} ARCH=${ARCH:-b0} AMP=0
 export NUM_WORKERS=${NUM_WORKERS:-2}
 exec "$(dirname "$0")/gpu/compare.sh" "${1:?usage: tools/cpu_proxy.sh DATA_ROOT [WORK_DIR]}" \
     "${2:-work_dirs/cpu_proxy}"

@@ -143,6 +143,26 @@ def test_drop_conflicts_and_unreadable(tmp_path, capsys):
             if g['label_conflict']] == ['dropped']
 
 
+def test_one_group_for_everything_is_an_error(tmp_path, capsys):
+    """Images that all look alike form one group; the split must not come
+    out with empty val/test files."""
+    root, out = str(tmp_path / 'data'), str(tmp_path / 'out')
+    field = _texture(0)
+    for k, folder in enumerate(FOLDERS):
+        os.makedirs(osp.join(root, folder))
+        for i in range(3):
+            d = k * 3 + i
+            cv2.imwrite(osp.join(root, folder, f'{i}.jpg'),
+                        field[d:d + 96, d:d + 96])
+    with pytest.raises(SystemExit, match=r'no image left for the val and '
+                       r'test split\(s\).*12 of 12 images'):
+        split_all.main([root, out])
+    capsys.readouterr()
+    assert sorted(os.listdir(out)) == ['duplicates.json']
+    report = json.load(open(osp.join(out, 'duplicates.json')))
+    assert len(report['groups']) == 1
+
+
 def test_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit, match='does not exist'):
         split_all.main([str(tmp_path / 'none'), str(tmp_path / 'out')])

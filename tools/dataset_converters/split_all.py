@@ -151,6 +151,13 @@ def main(argv=None):
     else:
         print('label conflicts: none')
 
+    # A duplicate group larger than a split's share leaves that split empty
+    # (on images that all look alike); say so instead of writing it.
+    empty = [
+        name for s, name in enumerate(SPLIT_NAMES)
+        if args.ratios[s] > 0 and not (assign == s).any()
+    ]
+
     # Write split files and report counts.
     print('\nper-class counts:')
     header = f"  {'split':<6}" + ''.join(f'{c:>12}' for c in CLASSES)
@@ -161,7 +168,7 @@ def main(argv=None):
         counts = np.bincount(labels_arr[idx], minlength=len(CLASSES))
         print(f'  {name:<6}' + ''.join(f'{n:>12}' for n in counts) +
               f'{len(idx):>8}')
-        if args.ratios[s] > 0:
+        if args.ratios[s] > 0 and not empty:
             atomic_write_text(
                 osp.join(args.out_dir, f'{name}.txt'),
                 ''.join(f'{rel_paths[k]} {labels[k]}\n' for k in idx))
@@ -197,6 +204,16 @@ def main(argv=None):
     atomic_write_text(
         osp.join(args.out_dir, 'duplicates.json'),
         json.dumps(report, indent=1) + '\n')
+    if empty:
+        largest = max((len(g) for g in dup['groups']), default=1)
+        sys.exit(
+            f'error: no image left for the {" and ".join(empty)} split(s) '
+            f'of {args.data_root}: the largest duplicate group holds '
+            f'{largest} of {len(rel_paths)} images and groups are never '
+            f'split. No split file was written; the groups are in '
+            f'{osp.join(args.out_dir, "duplicates.json")}. If they are '
+            'not the same fields, raise --ncc-thr or --min-overlap, or '
+            'use --neighbours 0.')
     written = [f'{n}.txt' for n, r in zip(SPLIT_NAMES, args.ratios) if r > 0]
     print(f'\nwrote {", ".join(written)} and duplicates.json to '
           f'{args.out_dir}')

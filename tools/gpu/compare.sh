@@ -82,6 +82,7 @@ fi
 [ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
 
 run_dirs=()
+failed=()
 for name in $MODELS; do
     cfg=configs/$name.py
     dir=$WORK/$name
@@ -94,11 +95,11 @@ for name in $MODELS; do
         || stamp "training $name stopped early (exit $?; see $dir.train.log)"
     grep -E "Epoch\(val\)" "$dir.train.log" | grep accuracy | tail -n 2 || true
     ckpt=$(ls -t "$dir"/best_*.pth 2>/dev/null | head -n 1 || true)
-    [ -n "$ckpt" ] || { stamp "no checkpoint for $name"; continue; }
+    [ -n "$ckpt" ] || { stamp "no checkpoint for $name"; failed+=("$name"); continue; }
     stamp "test $name with $(basename "$ckpt")"
     bash tools/dist_test.sh "$cfg" "$ckpt" "$GPUS" --work-dir "$dir" \
         --cfg-options "${opts[@]}" > "$dir.test.log" 2>&1 \
-        || stamp "testing $name failed (see $dir.test.log)"
+        || { stamp "testing $name failed (see $dir.test.log)"; failed+=("$name"); }
     grep -E "Epoch\(test\)" "$dir.test.log" | tail -n 1 || true
 done
 
@@ -106,4 +107,8 @@ stamp "tables"
 "$PYTHON" tools/analysis_tools/paper_tables.py "${run_dirs[@]}" \
     --out-dir "$WORK/tables" | tail -n 20 || true
 cat "$WORK/tables/table2.md" 2>/dev/null || true
+if [ ${#failed[@]} -gt 0 ]; then
+    stamp "done; no test result for: ${failed[*]}"
+    exit 1
+fi
 stamp "done"

@@ -1,0 +1,52 @@
+"""tools/gpu/compare.sh, the GPU protocol, run end to end on the CPU.
+
+A GPU session has 15 device minutes at most, so the script must be known to
+work before it gets there: here it runs as on the GPU (mask cache,
+tools/dist_train.sh and tools/dist_test.sh through torchrun, tables) with AMP
+off, B0 size, 32 px, 2 epochs, on a small synthetic data set and its own
+split.
+"""
+import csv
+import os.path as osp
+
+
+def test_compare_sh_on_cpu(tmp_path, tools):
+    data = str(tmp_path / 'synthetic')
+    tools.run('dataset_converters/make_synthetic_all.py', data,
+              '--num-per-class', '10', '--size', '48', env=tools.env(data))
+    work = tmp_path / 'work'
+    # The synthetic smears all look alike to split_all.py's duplicate
+    # search (test_split_all.py); their own stratified split is used.
+    env = tools.env(data, EPOCHS='2', AMP='0', ARCH='b0', IMG='32',
+                    NUM_WORKERS='0', PORT=str(tools.free_port()),
+                    SPLIT_DIR=data)
+    _, log = tools.run('gpu/compare.sh', data, work, env=env, timeout=900)
+
+    for name in ('efficientnetv2-s_all', 'effdsp_all'):
+        assert f'test {name} with best_accuracy_top1_epoch_' in log, log[-3000:]
+        assert 'Epoch(test)' in (work / f'{name}.test.log').read_text()
+    with open(work / 'split' / 'train.txt') as f:
+        assert sum(1 for line in f if line.strip()) == 28  # 7/10 of 40
+    with open(work / 'tables' / 'table2.csv') as f:
+        rows = {r['row']: r for r in csv.DictReader(f)}
+    for row, config in (('efficientnetv2', 'efficientnetv2-s_all'),
+                        ('dsp', 'effdsp_all')):
+        assert rows[row]['config'] == config
+        assert rows[row]['n_runs'] == '1'
+        assert 0 <= float(rows[row]['accuracy_mean']) <= 100
+        # Params of the 4-class models as trained (B0 size, not S).
+        assert float(rows[row]['params_m']) < 6.5
+    assert rows['resnet34']['n_runs'] == '0'
+    assert osp.isfile(work / 'tables' / 'table2.md')
+
+
+def test_compare_sh_fails_when_a_model_has_no_result(tmp_path, tools):
+    data = str(tmp_path / 'synthetic')
+    tools.run('dataset_converters/make_synthetic_all.py', data,
+              '--num-per-class', '2', '--size', '48', env=tools.env(data))
+    env = tools.env(data, EPOCHS='2', AMP='0', MODELS='no_such_config',
+                    NUM_WORKERS='0', SPLIT_DIR=data)
+    rc, log = tools.run('gpu/compare.sh', data, tmp_path / 'work', env=env,
+                        check=False)
+    assert rc == 1, log[-3000:]
+    assert 'no test result for: no_such_config' in log
