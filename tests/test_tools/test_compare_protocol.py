@@ -44,9 +44,14 @@ def test_compare_sh_fails_when_a_model_has_no_result(tmp_path, tools):
     data = str(tmp_path / 'synthetic')
     tools.run('dataset_converters/make_synthetic_all.py', data,
               '--num-per-class', '2', '--size', '48', env=tools.env(data))
+    # GPUS=2: the torchrun branch (tools/dist_train.sh), two CPU ranks.
     env = tools.env(data, EPOCHS='2', AMP='0', MODELS='no_such_config',
-                    NUM_WORKERS='0', SPLIT_DIR=data)
-    rc, log = tools.run('gpu/compare.sh', data, tmp_path / 'work', env=env,
-                        check=False)
+                    NUM_WORKERS='0', SPLIT_DIR=data, GPUS='2',
+                    PORT=str(tools.free_port()))
+    work = tmp_path / 'work'
+    rc, log = tools.run('gpu/compare.sh', data, work, env=env, check=False)
     assert rc == 1, log[-3000:]
     assert 'no test result for: no_such_config' in log
+    train_log = (work / 'no_such_config.train.log').read_text()
+    assert 'configs/no_such_config.py' in train_log
+    assert 'torch.distributed' in train_log

@@ -4,8 +4,9 @@
 # data preparation included:
 #   1. the leak-free 7:2:1 split (split_all.py, seed 0; must equal splits/)
 #   2. a pre-segmented mask cache (segment_dataset.py, all CPU cores)
-#   3. both models trained with tools/dist_train.sh on GPUS GPUs, --amp,
-#      channels_last batches, cuDNN autotuning, many loader workers
+#   3. both models trained with tools/train.py (tools/dist_train.sh when
+#      GPUS > 1), --amp, channels_last batches, cuDNN autotuning, many
+#      loader workers
 #   4. both tested on the test split, and the table printed.
 # Usage: tools/gpu/compare.sh DATA_ROOT [WORK_DIR]
 #   DATA_ROOT: the folder holding Benign/ Early/ Pre/ Pro/
@@ -81,6 +82,17 @@ if [ -n "${IMG:-}" ]; then
 fi
 [ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
 
+# One GPU: one process, no torchrun. Under torchrun, NCCL held each
+# tools/test.py exit for about 60 s on the H100 (docs/experiments.md).
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ "$GPUS" = 1 ]; then
+    train_cmd=("$PYTHON" tools/train.py) test_cmd=("$PYTHON" tools/test.py)
+    gpus_arg=()
+else
+    train_cmd=(bash tools/dist_train.sh) test_cmd=(bash tools/dist_test.sh)
+    gpus_arg=("$GPUS")
+fi
+
 run_dirs=()
 failed=()
 for name in $MODELS; do
@@ -90,14 +102,14 @@ for name in $MODELS; do
     stamp "train $name ($EPOCHS epochs, $GPUS GPU(s), workers $NW)"
     limit=()
     [ "$TRAIN_TIMEOUT" != 0 ] && limit=(timeout --signal=INT "$TRAIN_TIMEOUT")
-    "${limit[@]}" bash tools/dist_train.sh "$cfg" "$GPUS" --work-dir "$dir" \
+    "${limit[@]}" "${train_cmd[@]}" "$cfg" "${gpus_arg[@]}" --work-dir "$dir" \
         "${amp_flag[@]}" --cfg-options "${opts[@]}" > "$dir.train.log" 2>&1 \
         || stamp "training $name stopped early (exit $?; see $dir.train.log)"
     grep -E "Epoch\(val\)" "$dir.train.log" | grep accuracy | tail -n 2 || true
     ckpt=$(ls -t "$dir"/best_*.pth 2>/dev/null | head -n 1 || true)
     [ -n "$ckpt" ] || { stamp "no checkpoint for $name"; failed+=("$name"); continue; }
     stamp "test $name with $(basename "$ckpt")"
-    bash tools/dist_test.sh "$cfg" "$ckpt" "$GPUS" --work-dir "$dir" \
+    "${test_cmd[@]}" "$cfg" "$ckpt" "${gpus_arg[@]}" --work-dir "$dir" \
         --cfg-options "${opts[@]}" > "$dir.test.log" 2>&1 \
         || { stamp "testing $name failed (see $dir.test.log)"; failed+=("$name"); }
     grep -E "Epoch\(test\)" "$dir.test.log" | tail -n 1 || true
