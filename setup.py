@@ -37,6 +37,9 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
     include_package_data=True,
+    # `_base_ = 'mmdsp::effdsp_all.py'` reads .mim/configs (a link to configs/
+    # in the source tree, copied into wheels), as MMPretrain's `mmpretrain::`.
+    package_data={'mmdsp': ['.mim/model-index.yml', '.mim/configs/**/*.py']},
     python_requires='>=3.11',
     install_requires=parse_requirements(),
     extras_require={

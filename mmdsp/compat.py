@@ -17,6 +17,13 @@ site-packages. Every one is documented in ``docs/compat.md`` and tested in
    wraps the model in DDP with ``device_ids=[LOCAL_RANK]``; both fail without
    CUDA. When CUDA is absent we initialise gloo and give DDP
    ``device_ids=None``.
+3. ``mmdsp::`` config bases. mmengine 0.10.7 accepts ``pkg::path`` bases only
+   for the OpenMMLab packages it lists and only for paths inside a folder
+   (``mmdsp::effdsp_all.py`` fails its pattern), and finds a package's
+   ``.mim/configs`` through ``pkg_resources``, which points an editable
+   (PEP 660) install at site-packages. For the ``mmdsp`` prefix only, we
+   split the path ourselves and answer the lookup with the imported package's
+   own folder; every other prefix goes through mmengine unchanged.
 """
 import inspect
 import os
@@ -160,6 +167,29 @@ def _patch_cpu_distributed():
     MMDistributedDataParallel.__init__ = __init__
 
 
+def _patch_config_package():
+    from mmengine.config import config as config_module
+    from mmengine.config import utils as config_utils
+    # Lets mmengine's registry name the package in its hints.
+    config_utils.MODULE2PACKAGE.setdefault('mmdsp', 'mmdsp')
+    package_and_cfg_path = config_module._get_package_and_cfg_path
+    installed_path = config_module.get_installed_path
+
+    def get_package_and_cfg_path(cfg_path):
+        package, sep, path = cfg_path.partition('::')
+        if package == 'mmdsp' and sep and '::' not in path:
+            return package, path
+        return package_and_cfg_path(cfg_path)
+
+    def get_installed_path(package):
+        if package == 'mmdsp':
+            return os.path.dirname(os.path.abspath(__file__))
+        return installed_path(package)
+
+    config_module._get_package_and_cfg_path = get_package_and_cfg_path
+    config_module.get_installed_path = get_installed_path
+
+
 def apply_all():
     """Apply every fix once; later calls do nothing."""
     global _APPLIED
@@ -167,6 +197,7 @@ def apply_all():
         return
     _patch_safe_loading()
     _patch_cpu_distributed()
+    _patch_config_package()
     _APPLIED = True
 
 
