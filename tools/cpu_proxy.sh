@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU proxy of the GPU protocol (docs/experiments.md): the same script,
-# tools/gpu/compare.sh, reduced to fit about 40 minutes on a 2-core CPU:
+# tools/gpu/compare.sh, reduced for a 2-core CPU (30 min measured there):
 # EfficientNetV2-B0 against EfficientNet-DSP at B0 size, 128 px, 12 epochs,
 # fp32, on the same leak-free split and pre-segmented masks.
 # Usage: tools/cpu_proxy.sh DATA_ROOT [WORK_DIR]
