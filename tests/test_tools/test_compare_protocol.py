@@ -19,7 +19,7 @@ def test_compare_sh_on_cpu(tmp_path, tools):
     # search (test_split_all.py); their own stratified split is used.
     env = tools.env(data, EPOCHS='2', AMP='0', ARCH='b0', IMG='32',
                     NUM_WORKERS='0', PORT=str(tools.free_port()),
-                    SPLIT_DIR=data)
+                    SPLIT_DIR=data, SEED='3')
     _, log = tools.run('gpu/compare.sh', data, work, env=env, timeout=900)
 
     for name in ('efficientnetv2-s_all', 'effdsp_all'):
@@ -33,6 +33,7 @@ def test_compare_sh_on_cpu(tmp_path, tools):
                         ('dsp', 'effdsp_all')):
         assert rows[row]['config'] == config
         assert rows[row]['n_runs'] == '1'
+        assert rows[row]['seeds'] == '3'
         assert 0 <= float(rows[row]['accuracy_mean']) <= 100
         # Params of the 4-class models as trained (B0 size, not S).
         assert float(rows[row]['params_m']) < 6.5

@@ -15,7 +15,8 @@
 #   MODELS (default "efficientnetv2-s_all effdsp_all"), PYTHON (python),
 #   SPLIT_DIR (use these train/val/test.txt instead of making the split),
 #   IMG (input side, default 224) and ARCH (EfficientNetV2 arch table of
-#   both models, default s): the CPU proxy (tools/cpu_proxy.sh) shrinks both.
+#   both models, default s): the CPU proxy (tools/cpu_proxy.sh) shrinks both;
+#   SEED (training seed, default the configs' 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -81,6 +82,8 @@ if [ -n "${IMG:-}" ]; then
     done
 fi
 [ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
+# Training seed (the split keeps seed 0); paper_tables.py averages seeds.
+[ -n "${SEED:-}" ] && opts+=("randomness.seed=$SEED")
 
 # One GPU: one process, no torchrun. Under torchrun, NCCL held each
 # tools/test.py exit for about 60 s on the H100 (docs/experiments.md).
