@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .blood_cells_all import CLASS_FOLDERS
-from mmdsp.utils.fileio import atomic_write_bytes, atomic_write_text
+from mmdsp.utils.fileio import atomic_write_text, imwrite_atomic
 from .duplicates import grouped_stratified_split
 
 __all__ = ['make_synthetic_all', 'draw_smear', 'CLASS_PARAMS']
@@ -200,12 +200,8 @@ def make_synthetic_all(out_dir: str,
         for i in range(n):
             rng = np.random.default_rng([seed, label, i])
             img = draw_smear(label, size, rng)
-            ok, buf = cv2.imencode('.jpg', img,
-                                   [cv2.IMWRITE_JPEG_QUALITY, quality])
-            if not ok:
-                raise RuntimeError('OpenCV failed to encode a JPEG')
             rel = f'{folder}/syn-{folder}-{i:04d}.jpg'
-            atomic_write_bytes(osp.join(out_dir, rel), buf.tobytes())
+            imwrite_atomic(osp.join(out_dir, rel), img, jpeg_quality=quality)
             rel_paths.append(rel)
             labels.append(label)
 

@@ -63,7 +63,8 @@ def atomic_write_text(path: str, text: str) -> None:
 
 def imwrite_atomic(path: str,
                    img: np.ndarray,
-                   params: Optional[Sequence[int]] = None) -> None:
+                   params: Optional[Sequence[int]] = None,
+                   jpeg_quality: Optional[int] = None) -> None:
     """Encode ``img`` by the extension of ``path`` and write it atomically.
 
     Args:
@@ -71,12 +72,18 @@ def imwrite_atomic(path: str,
         img (np.ndarray): Image in OpenCV's BGR order.
         params (Sequence[int], optional): ``cv2.imencode`` parameters, e.g.
             ``[cv2.IMWRITE_JPEG_QUALITY, 95]``.
+        jpeg_quality (int, optional): JPEG quality, used only when ``path``
+            ends in ``.jpg`` or ``.jpeg`` (callers write trees of mixed
+            formats).
     """
     ext = osp.splitext(path)[1]
     if not ext:
         raise ValueError(f'cannot choose an image format for {path!r}: '
                          'no extension')
-    ok, buf = cv2.imencode(ext, img, list(params or []))
+    params = list(params or [])
+    if jpeg_quality is not None and ext.lower() in ('.jpg', '.jpeg'):
+        params += [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    ok, buf = cv2.imencode(ext, img, params)
     if not ok:
         raise ValueError(f'OpenCV could not encode an image as {ext} for '
                          f'{path!r}')

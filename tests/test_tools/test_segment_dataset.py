@@ -96,7 +96,7 @@ def test_resume_after_interruption(tree, tmp_path, monkeypatch):
     calls = {'n': 0}
     real = tool.imwrite_atomic
 
-    def dying_imwrite(path, img, params=None):
+    def dying_imwrite(path, img, **kwargs):
         calls['n'] += 1
         if calls['n'] == 6:  # mid-way through the 3rd image
             # What a kill leaves behind: a half-written temp file.
@@ -106,7 +106,7 @@ def test_resume_after_interruption(tree, tmp_path, monkeypatch):
                         'a' * 32 + '.tmp'), 'wb') as f:
                 f.write(b'\xff\xd8 truncated')
             raise KeyboardInterrupt
-        return real(path, img, params)
+        return real(path, img, **kwargs)
 
     monkeypatch.setattr(tool, 'imwrite_atomic', dying_imwrite)
     with pytest.raises(KeyboardInterrupt):

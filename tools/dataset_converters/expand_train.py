@@ -134,10 +134,7 @@ def expand_one(task):
         out = res['img']
         if out.dtype != np.uint8:
             out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
-        params = []
-        if osp.splitext(outs[j])[1].lower() in ('.jpg', '.jpeg'):
-            params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-        imwrite_atomic(outs[j], out, params)
+        imwrite_atomic(outs[j], out, jpeg_quality=jpeg_quality)
     return len(todo)
 
 

@@ -75,10 +75,7 @@ def segment_one(task):
     res = _SEG(dict(img=img, img_path=src))
     # Mask first, image last: the image's existence marks the job done.
     imwrite_atomic(out_mask, res['fg_mask'])
-    params = []
-    if osp.splitext(out_img)[1].lower() in ('.jpg', '.jpeg'):
-        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
-    imwrite_atomic(out_img, res['img'], params)
+    imwrite_atomic(out_img, res['img'], jpeg_quality=jpeg_quality)
     kept = float(np.count_nonzero(res['fg_mask'])) / res['fg_mask'].size
     return rel, kept, res['seg_fallback_reason'] or '', False
 
