@@ -151,3 +151,13 @@ def test_errors():
         bad = PlainDataset([0])
         bad.data_list = [dict(img_path='x.png')]
         ClassFrequencyOmegaHook().before_train(_runner(bad, model))
+
+
+def test_model_without_auto_omega_warns_once(warnings_log):
+    hook = ClassFrequencyOmegaHook()
+    runner = _runner(ToyDataset(IMBALANCED), nn.Linear(2, 2))
+    hook.before_train(runner)
+    hook.before_train(runner)
+    assert len(warnings_log) == 1
+    assert 'ClassFrequencyOmegaHook' in warnings_log[0]
+    assert "omega='auto'" in warnings_log[0]

@@ -120,3 +120,28 @@ def test_in_runner(tmp_path):
         log_level='WARNING')
     runner.train()
     assert model.scales == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_model_without_dropblock_warns_once(warnings_log):
+    hook = DropBlockWarmupHook(warmup_iters=4)
+    runner = fake_runner(nn.Conv2d(1, 1, 1), max_iters=8)
+    runner.message_hub = MessageHub.get_instance('dropblock_hook_no_block')
+    hook.before_train(runner)
+    for it in range(3):
+        runner.iter = it
+        hook.before_train_iter(runner, batch_idx=it)
+    assert len(warnings_log) == 1
+    assert 'DropBlockWarmupHook' in warnings_log[0]
+    assert 'DyDropBlock' in warnings_log[0]
+    assert 'train/dropblock_scale' not in runner.message_hub.log_scalars
+
+
+def test_follows_a_new_model():
+    # The blocks are looked up once per model, not once per hook.
+    hook = DropBlockWarmupHook(warmup_iters=4)
+    first, second = make_model(), make_model()
+    for model in (first, second):
+        runner = fake_runner(model, max_iters=8)
+        runner.iter = 2
+        hook.before_train_iter(runner, batch_idx=2)
+    assert second[1].scale == 0.5

@@ -70,10 +70,19 @@ def test_zero_warmup_and_arguments():
         ODConvTemperatureHook(start=0)
 
 
-def test_model_without_dynamic_conv():
-    hook = ODConvTemperatureHook()
-    with pytest.raises(RuntimeError, match='update_temperature'):
-        hook.before_train_epoch(make_runner(nn.Conv2d(2, 2, 1)))
+def test_model_without_dynamic_conv_warns_once(warnings_log):
+    hook = ODConvTemperatureHook(by_epoch=False)
+    model = nn.Conv2d(2, 2, 1)
+    runner = make_runner(model)
+    runner.message_hub = MessageHub.get_instance('odconv_hook_no_conv')
+    for it in range(3):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+    assert len(warnings_log) == 1
+    assert 'ODConvTemperatureHook' in warnings_log[0]
+    assert 'update_temperature' in warnings_log[0]
+    # Nothing was annealed, so nothing is logged as if it had been.
+    assert 'train/odconv_temperature' not in runner.message_hub.log_scalars
 
 
 def test_unwraps_ddp(tmp_path):

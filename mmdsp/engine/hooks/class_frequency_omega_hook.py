@@ -1,13 +1,12 @@
 """Fills ``PolyFocalLoss(omega='auto')`` from the training set class counts."""
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from mmdsp.models.losses.poly_focal_loss import (PolyFocalLoss,
                                                  class_frequency_omega)
+from ._brick_hook import BrickHook
 
 
 def _base_labels(dataset) -> np.ndarray:
@@ -84,14 +83,15 @@ def _per_index_labels(dataset, indices) -> np.ndarray:
 
 
 @HOOKS.register_module()
-class ClassFrequencyOmegaHook(Hook):
+class ClassFrequencyOmegaHook(BrickHook):
     """Set the omega of every ``PolyFocalLoss(omega='auto')`` before training.
 
     Counts the samples of each class in ``runner.train_dataloader.dataset``
     (through ``RepeatDataset``, ``ConcatDataset``, ``ClassBalancedDataset``
     and ``Subset`` wrappers) and sets ``omega`` with
     :func:`~mmdsp.models.losses.class_frequency_omega` (normalised inverse
-    class frequency, mean 1). The counts and weights are logged.
+    class frequency, mean 1). The counts and weights are logged. On a model
+    without such a loss the hook warns once and does nothing.
 
     Args:
         num_classes (int, optional): Number of classes. Defaults to the
@@ -102,6 +102,7 @@ class ClassFrequencyOmegaHook(Hook):
     """
 
     priority = 'NORMAL'
+    brick = "PolyFocalLoss with omega='auto'"
 
     def __init__(self,
                  num_classes: Optional[int] = None,
@@ -109,20 +110,13 @@ class ClassFrequencyOmegaHook(Hook):
         self.num_classes = num_classes
         self.override = override
 
-    def _targets(self, model) -> List[PolyFocalLoss]:
-        if is_model_wrapper(model):
-            model = model.module
-        return [
-            m for m in model.modules() if isinstance(m, PolyFocalLoss) and (
-                m.auto_omega or (self.override and m.omega is not None))
-        ]
+    def is_target(self, module) -> bool:
+        return isinstance(module, PolyFocalLoss) and (
+            module.auto_omega or (self.override and module.omega is not None))
 
     def before_train(self, runner) -> None:
-        losses = self._targets(runner.model)
+        losses = self.targets(runner)
         if not losses:
-            runner.logger.warning(
-                "ClassFrequencyOmegaHook: the model has no PolyFocalLoss "
-                "with omega='auto'; nothing to do.")
             return
         dataset = runner.train_dataloader.dataset
         labels = dataset_labels(dataset)

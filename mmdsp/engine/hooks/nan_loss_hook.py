@@ -5,8 +5,8 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+from mmpretrain.utils import get_ori_model
 
 __all__ = ['NaNLossHook', 'NonFiniteLossError']
 
@@ -119,11 +119,8 @@ class NaNLossHook(Hook):
             f'{self._last_checkpoint(runner)}')
 
     def _non_finite_params(self, runner) -> List[str]:
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
         return [
-            name for name, p in model.named_parameters()
+            name for name, p in get_ori_model(runner.model).named_parameters()
             if not torch.isfinite(p.detach()).all()
         ]
 

@@ -1,13 +1,13 @@
 """Temperature annealing of the ODConv kernel attention."""
 from typing import Optional
 
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from ._brick_hook import BrickHook
 
 
 @HOOKS.register_module()
-class ODConvTemperatureHook(Hook):
+class ODConvTemperatureHook(BrickHook):
     """Linearly anneal the kernel-attention temperature of dynamic convs.
 
     Dynamic convolution (Chen et al., CVPR 2020) starts with a high softmax
@@ -23,7 +23,8 @@ class ODConvTemperatureHook(Hook):
     ``by_epoch=False``). Before each training epoch (or iteration) the value
     is passed to ``update_temperature`` of every module of the model that
     has one (:class:`ODConv2d`, :class:`DyODConv`), unwrapping DDP-like
-    wrappers, and logged as ``train/odconv_temperature``.
+    wrappers, and logged as ``train/odconv_temperature``. On a model without
+    such a module the hook warns once and does nothing.
 
     Args:
         start (float): Temperature at the start of training.
@@ -38,6 +39,7 @@ class ODConvTemperatureHook(Hook):
     """
 
     priority = 'NORMAL'
+    brick = 'module with `update_temperature` (ODConv2d / DyODConv)'
 
     def __init__(self,
                  start: float = 30.0,
@@ -62,22 +64,16 @@ class ODConvTemperatureHook(Hook):
         progress = min(max(epoch / self.warmup_epochs, 0.0), 1.0)
         return self.start + (self.end - self.start) * progress
 
+    def is_target(self, module) -> bool:
+        return callable(getattr(module, 'update_temperature', None))
+
     def _apply(self, runner, epoch: float) -> None:
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
+        modules = self.targets(runner)
+        if not modules:
+            return
         value = self.temperature(epoch)
-        found = 0
-        for module in model.modules():
-            update = getattr(module, 'update_temperature', None)
-            if callable(update):
-                update(value)
-                found += 1
-        if found == 0:
-            raise RuntimeError(
-                'ODConvTemperatureHook: the model has no module with '
-                '`update_temperature` (ODConv2d / DyODConv); remove the hook '
-                'from custom_hooks or use a model with dynamic convs')
+        for module in modules:
+            module.update_temperature(value)
         runner.message_hub.update_scalar('train/odconv_temperature', value)
 
     def before_train_epoch(self, runner) -> None:

@@ -4,18 +4,18 @@ The layout (the paper's fig. 2 is not available to us) and the reasons for it
 are documented in ``docs/architecture.md``.
 """
 import copy
+import inspect
 import logging
 import math
-import numbers
-from typing import Dict, List, Optional, Sequence
+import re
+from collections import Counter
+from typing import Dict, Optional, Sequence
 
 import torch
 from mmengine.logging import print_log
 from mmengine.model import Sequential
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.runner.checkpoint import (_load_checkpoint,
-                                        _load_checkpoint_with_prefix)
 from mmpretrain.models.backbones import EfficientNetV2
 from mmpretrain.models.backbones.efficientnet import EdgeResidual
 from mmpretrain.models.utils import InvertedResidual
@@ -24,9 +24,11 @@ from mmpretrain.registry import MODELS
 from .. import layers  # noqa: F401  (registers the DSP bricks)
 from ..layers.dydropblock import depth_schedule
 from ..layers.odconv import ODConv2d
+from ._dsp_layout import InvalidArchError, parse_dsp_args  # noqa: F401
 
-# Block kinds of MMPretrain's EfficientNetV2 arch tables (last column).
-_ENHANCED_CONV, _FUSED, _MBCONV = -1, 0, 1
+# EfficientNetV2's default init, which a Pretrained-only init_cfg would drop.
+_V2_INIT = inspect.signature(EfficientNetV2.__init__).parameters[
+    'init_cfg'].default
 
 
 def _build_brick(cfg: dict, key: str, where: str):
@@ -83,14 +85,12 @@ class FusedMBConvDSP(_DropBlockMixin, EdgeResidual):
 
 
 class MBConvDSP(_DropBlockMixin, InvertedResidual):
-    """MBConv with a pluggable attention, an optional Dy-ODConv depthwise
-    unit (Dy-MBConv) and an optional DyDropBlock on its output.
+    """MBConv with a pluggable attention and an optional DyDropBlock on its
+    output.
 
     The state_dict layout is MMPretrain's ``InvertedResidual``: the attention
     is stored as ``se`` (the slot and forward of the parent are reused, so an
-    ``SE`` attention has exactly MMPretrain's keys) and the Dy-ODConv unit as
-    ``depthwise_conv`` (its ``bn`` keys then still load from an EfficientNetV2
-    checkpoint).
+    ``SE`` attention has exactly MMPretrain's keys).
 
     Args:
         in_channels (int): Input channels.
@@ -102,10 +102,6 @@ class MBConvDSP(_DropBlockMixin, InvertedResidual):
             ``SAR``, ``ECA``, ``CBAM`` or any module of mmengine's root
             ``MODELS`` keeping the input shape); ``in_channels`` must already
             be set. None means no attention. Defaults to None.
-        dy_cfg (dict, optional): Config of the unit that replaces the
-            depthwise ConvModule, complete except for the channels, kernel
-            size, stride and groups filled in here (type ``DyODConv``). None
-            keeps the plain depthwise ConvModule. Defaults to None.
         dropblock_cfg (dict, optional): DyDropBlock config for the output.
             Defaults to None.
         where (str): Position of the block, used in error messages.
@@ -122,12 +118,14 @@ class MBConvDSP(_DropBlockMixin, InvertedResidual):
                  kernel_size: int = 3,
                  stride: int = 1,
                  attention_cfg: Optional[dict] = None,
-                 dy_cfg: Optional[dict] = None,
                  dropblock_cfg: Optional[dict] = None,
                  where: str = 'an MBConv block',
                  **kwargs):
         if 'se_cfg' in kwargs:
             raise TypeError('MBConvDSP takes attention_cfg, not se_cfg')
+        if 'dy_cfg' in kwargs:
+            raise TypeError('MBConvDSP takes no dy_cfg; the block with a '
+                            'Dy-ODConv depthwise unit is DyMBConv')
         super().__init__(
             in_channels,
             out_channels,
@@ -136,27 +134,80 @@ class MBConvDSP(_DropBlockMixin, InvertedResidual):
             stride=stride,
             se_cfg=None,
             **kwargs)
-        if dy_cfg is not None:
-            dy_cfg = dict(
+        self._init_attention(attention_cfg, where)
+        self._init_drop_block(dropblock_cfg, where)
+
+    def _init_attention(self, attention_cfg: Optional[dict], where: str):
+        if attention_cfg is None:
+            return
+        self.with_se = True
+        self.se = _build_brick(attention_cfg, 'attention_cfg', where)
+        # Re-register linear_conv after the attention so that modules,
+        # parameters and state_dict keys come in MMPretrain's order (expand,
+        # depthwise, se, linear), as optimizers and checkpoint tools see them.
+        linear_conv = self.linear_conv
+        del self.linear_conv
+        self.linear_conv = linear_conv
+
+
+class DyMBConv(MBConvDSP):
+    """Dy-MBConv (paper section 3.4, fig. 6): MBConv whose depthwise
+    ConvModule is the Dy-ODConv unit (ODConv2d -> norm -> DyReLU).
+
+    The unit takes the depthwise conv's place and name, ``depthwise_conv``,
+    so the state_dict keeps MMPretrain's ``InvertedResidual`` layout: its
+    ``bn`` keys load from an EfficientNetV2 checkpoint, and a plain
+    depthwise weight there seeds every ODConv candidate kernel.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        mid_channels (int): Channels of the depthwise stage.
+        kernel_size (int): Depthwise kernel size. Defaults to 3.
+        stride (int): Depthwise stride. Defaults to 1.
+        dy_cfg (dict): Config of the Dy-ODConv unit, complete except for
+            the channels, kernel size, stride and groups filled in here.
+            Defaults to ``dict(type='DyODConv')``.
+        attention_cfg (dict, optional): As for :class:`MBConvDSP`.
+            Defaults to None.
+        dropblock_cfg (dict, optional): As for :class:`MBConvDSP`.
+            Defaults to None.
+        where (str): Position of the block, used in error messages.
+        **kwargs: Other arguments of
+            :class:`mmpretrain.models.utils.InvertedResidual`.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 mid_channels: int,
+                 kernel_size: int = 3,
+                 stride: int = 1,
+                 dy_cfg: dict = dict(type='DyODConv'),
+                 attention_cfg: Optional[dict] = None,
+                 dropblock_cfg: Optional[dict] = None,
+                 where: str = 'a Dy-MBConv block',
+                 **kwargs):
+        super().__init__(
+            in_channels,
+            out_channels,
+            mid_channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            where=where,
+            **kwargs)
+        # Built before the attention, so that a seeded run draws the same
+        # initial weights as ever. Assigning to the existing attribute keeps
+        # its place in the module order, hence MMPretrain's parameter order.
+        self.depthwise_conv = _build_brick(
+            dict(
                 dy_cfg,
                 in_channels=mid_channels,
                 out_channels=mid_channels,
                 kernel_size=kernel_size,
                 stride=stride,
-                groups=mid_channels)
-            # Assigning to the existing attribute keeps its place in the
-            # module order, hence MMPretrain's parameter order.
-            self.depthwise_conv = _build_brick(dy_cfg, 'dy_cfg', where)
-        if attention_cfg is not None:
-            self.with_se = True
-            self.se = _build_brick(attention_cfg, 'attention_cfg', where)
-            # Re-register linear_conv after the attention so that modules,
-            # parameters and state_dict keys come in MMPretrain's order
-            # (expand, depthwise, se, linear), as optimizers and checkpoint
-            # tools see them.
-            linear_conv = self.linear_conv
-            del self.linear_conv
-            self.linear_conv = linear_conv
+                groups=mid_channels), 'dy_cfg', where)
+        self._init_attention(attention_cfg, where)
         self._init_drop_block(dropblock_cfg, where)
 
 
@@ -178,8 +229,9 @@ class EfficientNetDSP(EfficientNetV2):
     - an arch-table MBConv stage: MBConv with ``attention_cfg`` (section
       3.2), or Dy-MBConv if listed in ``dy_stages`` (section 3.4).
 
-    Dy-MBConv is MBConv (expand 1x1, depthwise, attention, project 1x1) whose
-    depthwise ConvModule is the Dy-ODConv unit (ODConv2d -> norm -> DyReLU).
+    Dy-MBConv (:class:`DyMBConv`) is MBConv (expand 1x1, depthwise,
+    attention, project 1x1) whose depthwise ConvModule is the Dy-ODConv unit
+    (ODConv2d -> norm -> DyReLU).
 
     DyDropBlock (section 3.3) follows the output of every block of the
     stages in ``dropblock_cfg['stages']``, with the rate of eq. 8 for the
@@ -189,7 +241,10 @@ class EfficientNetDSP(EfficientNetV2):
 
     With ``attention_cfg=dict(type='SE')``, ``dy_stages=()`` and
     ``dropblock_cfg=None`` the network is exactly ``EfficientNetV2(arch)``:
-    same state_dict and outputs.
+    same state_dict and outputs. The DSP arguments are keyword-only, so
+    EfficientNetV2's positional arguments keep their places, and a bad
+    ``arch`` raises :class:`InvalidArchError`, an ``AssertionError`` as in
+    EfficientNetV2 and a ``ValueError``.
 
     Args:
         arch (str): A key of ``EfficientNetV2.arch_settings``
@@ -224,13 +279,19 @@ class EfficientNetDSP(EfficientNetV2):
             :class:`mmpretrain.models.backbones.EfficientNetV2`
             (``in_channels``, ``drop_path_rate``, ``out_indices``,
             ``frozen_stages``, ``conv_cfg``, ``norm_cfg``, ``act_cfg``,
-            ``norm_eval``, ``with_cp``, ``init_cfg``). A ``Pretrained``
-            ``init_cfg`` loads every checkpoint tensor whose key and shape
-            fit and logs the rest (see :meth:`init_weights`).
+            ``norm_eval``, ``with_cp``, ``init_cfg``), positional ones
+            included. A ``Pretrained`` ``init_cfg`` (e.g.
+            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``)
+            loads every checkpoint tensor whose key and shape fit and logs
+            the rest (see :meth:`init_weights`).
     """
+
+    # The paper's SAR group count (section 3.2; SAR's default).
+    SAR_GROUPS = 64
 
     def __init__(self,
                  arch: str = 's',
+                 *args,
                  attention_cfg: Optional[dict] = dict(type='SAR'),
                  attention_stages: Optional[Sequence[int]] = None,
                  dy_stages: Sequence[int] = (2, 3),
@@ -238,172 +299,25 @@ class EfficientNetDSP(EfficientNetV2):
                  dropblock_cfg: Optional[dict] = dict(
                      start=0., final=0.1, block_size=7),
                  **kwargs):
-        if arch not in self.arch_settings:
-            raise ValueError(
-                f'EfficientNetDSP: arch={arch!r} is not one of '
-                f'{sorted(self.arch_settings)}')
-        # make_layers() runs inside EfficientNetV2.__init__ and needs the
-        # parsed DSP options, so they are set (as plain attributes) first.
-        arch_rows = self.arch_settings[arch]
-        self.block_kinds = self._parse_block_kinds(arch, arch_rows, dy_stages)
-        self.dy_stages = tuple(sorted(set(dy_stages)))
-        self.dy_cfg = self._parse_dy_cfg(dy_cfg)
-        self.attention_cfg = self._parse_attention_cfg(attention_cfg)
-        if attention_stages is None:
-            # Where EfficientNetV2 has its SE layers.
-            attention_stages = [
-                i for i, k in self.arch_kinds.items() if k == 'mbconv'
-            ]
-        self.attention_stages = self._parse_stages(
-            'attention_stages', attention_stages, arch, allowed=('mbconv',
-                                                                 'dy'))
-        self.dropblock_cfg, self.dropblock_stages = self._parse_dropblock_cfg(
-            dropblock_cfg, arch)
+        layout = parse_dsp_args(arch, self.arch_settings, attention_cfg,
+                                attention_stages, dy_stages, dy_cfg,
+                                dropblock_cfg)
+        # make_layers() runs inside EfficientNetV2.__init__ and reads these,
+        # so they are set (as plain attributes) first.
+        self.arch_kinds = layout.arch_kinds
+        self.block_kinds = layout.block_kinds
+        self.dy_stages = layout.dy_stages
+        self.dy_cfg = layout.dy_cfg
+        self.attention_cfg = layout.attention_cfg
+        self.attention_stages = layout.attention_stages
+        self.dropblock_cfg = layout.dropblock_cfg
+        self.dropblock_stages = layout.dropblock_stages
         self.dropblock_rates: Dict[tuple, float] = {}
-        super().__init__(arch=arch, **kwargs)
+        super().__init__(arch, *args, **kwargs)
+        # The source of the next state_dict load to report on (see
+        # load_fitting_weights), None for every other load.
+        self._report_source = None
 
-    # ------------------------------------------------------------------
-    # argument parsing
-    # ------------------------------------------------------------------
-    # The paper's SAR group count (section 3.2; SAR's default).
-    SAR_GROUPS = 64
-
-    _KIND_NAMES = dict(
-        conv='plain conv',
-        fused='Fused-MBConv',
-        mbconv='MBConv',
-        dy='Dy-MBConv')
-
-    def _describe_stages(self, arch: str) -> str:
-        listing = ', '.join(f'{i}: {self._KIND_NAMES[k]}'
-                            for i, k in self.block_kinds.items())
-        return f'the block stages of arch {arch!r} are {{{listing}}}'
-
-    @staticmethod
-    def _is_index(value) -> bool:
-        return isinstance(value, numbers.Integral) and not isinstance(
-            value, bool)
-
-    def _parse_block_kinds(self, arch, arch_rows, dy_stages) -> Dict[int, str]:
-        kind_of = {_ENHANCED_CONV: 'conv', _FUSED: 'fused', _MBCONV: 'mbconv'}
-        self.arch_kinds = {
-            stage: kind_of[row[-1]]
-            for stage, row in enumerate(arch_rows[:-1], start=1)
-        }
-        self.block_kinds = self.arch_kinds  # for _describe_stages
-        if isinstance(dy_stages, (int, str)) or not isinstance(
-                dy_stages, Sequence):
-            raise TypeError(
-                f'EfficientNetDSP: dy_stages must be a sequence of stage '
-                f'indices, got {dy_stages!r}')
-        for stage in dy_stages:
-            if not self._is_index(stage) or self.block_kinds.get(stage) \
-                    not in ('fused', 'mbconv'):
-                raise ValueError(
-                    f'EfficientNetDSP: dy_stages contains {stage!r}, which '
-                    'is not a Fused-MBConv or MBConv stage; '
-                    + self._describe_stages(arch))
-        kinds = dict(self.arch_kinds)
-        kinds.update({stage: 'dy' for stage in dy_stages})
-        return kinds
-
-    def _parse_stages(self, key, stages, arch, allowed) -> List[int]:
-        """Validate block stage indices against the (final) block kinds."""
-        if stages is None:
-            return [i for i, k in self.block_kinds.items() if k in allowed]
-        if isinstance(stages, (int, str)) or not isinstance(stages, Sequence):
-            raise TypeError(f'EfficientNetDSP: {key} must be a sequence of '
-                            f'stage indices or None, got {stages!r}')
-        for stage in stages:
-            if not self._is_index(stage) or \
-                    self.block_kinds.get(stage) not in allowed:
-                raise ValueError(
-                    f'EfficientNetDSP: {key} contains {stage!r}, which is '
-                    f'not a {" / ".join(self._KIND_NAMES[a] for a in allowed)}'
-                    ' stage; '
-                    + self._describe_stages(arch))
-        return sorted(set(stages))
-
-    @staticmethod
-    def _check_type(cfg, key):
-        if not isinstance(cfg, dict):
-            raise TypeError(
-                f'EfficientNetDSP: {key} must be a dict or None, got {cfg!r}')
-        brick = cfg.get('type')
-        if brick is None:
-            raise KeyError(f'EfficientNetDSP: {key} needs a "type" key: {cfg}')
-        if isinstance(brick, str) and MMENGINE_MODELS.get(brick) is None:
-            raise KeyError(
-                f'EfficientNetDSP: {key}.type={brick!r} is not registered in '
-                "mmengine's MODELS registry (is mmdsp imported? DSP bricks: "
-                "'SE', 'SAR', 'ECA', 'CBAM', 'DyODConv', 'DyDropBlock')")
-
-    def _parse_attention_cfg(self, cfg):
-        if cfg is None:
-            return None
-        self._check_type(cfg, 'attention_cfg')
-        if 'in_channels' in cfg:
-            raise ValueError(
-                'EfficientNetDSP: attention_cfg must not set in_channels; '
-                "it is each block's expanded width")
-        return copy.deepcopy(cfg)
-
-    def _parse_dy_cfg(self, cfg):
-        if 'dy' not in self.block_kinds.values():
-            return None if cfg is None else copy.deepcopy(cfg)
-        if cfg is None:
-            cfg = {}
-        if not isinstance(cfg, dict):
-            raise TypeError(
-                f'EfficientNetDSP: dy_cfg must be a dict, got {cfg!r}')
-        cfg = dict(copy.deepcopy(cfg))
-        cfg.setdefault('type', 'DyODConv')
-        self._check_type(cfg, 'dy_cfg')
-        fixed = {'in_channels', 'out_channels', 'kernel_size', 'stride',
-                 'groups'} & set(cfg)
-        if fixed:
-            raise ValueError(
-                f'EfficientNetDSP: dy_cfg must not set {sorted(fixed)}; '
-                'they follow the arch table')
-        return cfg
-
-    def _parse_dropblock_cfg(self, cfg, arch):
-        if cfg is None:
-            return None, []
-        if not isinstance(cfg, dict):
-            raise TypeError(f'EfficientNetDSP: dropblock_cfg must be a dict '
-                            f'or None, got {cfg!r}')
-        cfg = dict(copy.deepcopy(cfg))
-        cfg.setdefault('type', 'DyDropBlock')
-        self._check_type(cfg, 'dropblock_cfg')
-        for key in ('start', 'final'):
-            value = cfg.get(key, 0. if key == 'start' else None)
-            if not isinstance(value, numbers.Real) or isinstance(
-                    value, bool) or not 0 <= value < 1:
-                raise ValueError(
-                    f'EfficientNetDSP: dropblock_cfg.{key} must be a '
-                    f'probability in [0, 1), got {value!r}')
-        if 'drop_prob' in cfg:
-            raise ValueError(
-                'EfficientNetDSP: dropblock_cfg takes start and final (eq. 8)'
-                ', not drop_prob; the per-block rate follows the schedule')
-        stages = cfg.pop('stages', None)
-        if stages is None:
-            stages = [
-                i for i, k in self.block_kinds.items()
-                if k in ('mbconv', 'dy')
-            ]
-        else:
-            stages = self._parse_stages(
-                'dropblock_cfg.stages',
-                stages,
-                arch,
-                allowed=('fused', 'mbconv', 'dy'))
-        return cfg, stages
-
-    # ------------------------------------------------------------------
-    # building
-    # ------------------------------------------------------------------
     def _block_attention_cfg(self, stage, mid_channels, expand_ratio,
                              se_ratio) -> Optional[dict]:
         if self.attention_cfg is None or stage not in self.attention_stages:
@@ -476,17 +390,17 @@ class EfficientNetDSP(EfficientNetV2):
                     where=where)
                 if kind == 'fused':
                     blocks.append(FusedMBConvDSP(**common))
+                    in_channels = out_channels
+                    block_idx += 1
+                    continue
+                common['attention_cfg'] = self._block_attention_cfg(
+                    stage, mid_channels, expand_ratio, se_ratio)
+                if kind == 'dy':
+                    dy_cfg = dict(self.dy_cfg)
+                    dy_cfg.setdefault('norm_cfg', self.norm_cfg)
+                    blocks.append(DyMBConv(dy_cfg=dy_cfg, **common))
                 else:
-                    dy_cfg = None
-                    if kind == 'dy':
-                        dy_cfg = dict(self.dy_cfg)
-                        dy_cfg.setdefault('norm_cfg', self.norm_cfg)
-                    blocks.append(
-                        MBConvDSP(
-                            attention_cfg=self._block_attention_cfg(
-                                stage, mid_channels, expand_ratio, se_ratio),
-                            dy_cfg=dy_cfg,
-                            **common))
+                    blocks.append(MBConvDSP(**common))
                 in_channels = out_channels
                 block_idx += 1
             self.layers[stage] = Sequential(*blocks)
@@ -499,17 +413,19 @@ class EfficientNetDSP(EfficientNetV2):
         return self
 
     # ------------------------------------------------------------------
-    # pretrained loading
+    # pretrained loading: mmengine's PretrainedInit, plus a report
     # ------------------------------------------------------------------
     def init_weights(self):
-        """Initialise, loading a ``Pretrained`` ``init_cfg`` partially.
+        """Initialise; a ``Pretrained`` ``init_cfg`` loads what fits.
 
-        Non-pretrained entries of ``init_cfg`` (or, if there are none,
-        EfficientNetV2's default Kaiming / constant init) initialise every
-        weight first; then each tensor of the checkpoint whose key and shape
-        match this backbone is copied in. Keys skipped for a shape mismatch,
-        keys of the backbone the checkpoint lacks and checkpoint keys the
-        backbone lacks are logged, and kept in ``self.pretrained_report``.
+        As in mmengine, the other entries of ``init_cfg`` come first and the
+        checkpoint last, through mmengine's ``PretrainedInit``
+        (``strict=False``: mismatched shapes and missing or unexpected keys
+        are logged, not raised). Unlike mmengine, a ``Pretrained``-only
+        ``init_cfg`` keeps EfficientNetV2's default Kaiming / constant init
+        for the tensors the checkpoint does not provide (SAR, ODConv
+        attention, DyReLU, ...).
+        Each load is summarised by :meth:`load_fitting_weights`.
         """
         init_cfgs = self.init_cfg
         if isinstance(init_cfgs, dict):
@@ -522,23 +438,69 @@ class EfficientNetDSP(EfficientNetV2):
         if not pretrained or self._is_init:
             super().init_weights()
             return
-        others = [c for c in init_cfgs if c not in pretrained]
-        if not others:
-            others = [
-                dict(type='Kaiming', layer='Conv2d'),
-                dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1)
-            ]
         original = self.init_cfg
-        self.init_cfg = others
+        self.init_cfg = [c for c in init_cfgs if c not in pretrained] or \
+            copy.deepcopy(_V2_INIT)
         try:
             super().init_weights()
         finally:
             self.init_cfg = original
         for cfg in pretrained:
-            self.pretrained_report = self.load_fitting_weights(
+            self.load_fitting_weights(
                 cfg['checkpoint'],
                 prefix=cfg.get('prefix'),
                 map_location=cfg.get('map_location', 'cpu'))
+
+    def load_fitting_weights(self,
+                             checkpoint: str,
+                             prefix: Optional[str] = None,
+                             map_location: str = 'cpu') -> dict:
+        """Load every tensor of a checkpoint that fits (same key and shape),
+        with mmengine's ``PretrainedInit``, and log a short report.
+
+        mmengine loads with ``strict=False`` and logs every mismatch; on top
+        of it, a checkpoint of which nothing fits raises, and the report
+        names by module (block indices as ``*``) what was loaded, what was
+        skipped for its shape and what the checkpoint lacks.
+
+        Args:
+            checkpoint (str): Checkpoint path or URL (anything mmengine's
+                ``CheckpointLoader`` accepts).
+            prefix (str, optional): Only keys under this prefix are used,
+                with the prefix removed (e.g. 'backbone.' for a classifier
+                checkpoint). Defaults to None.
+            map_location (str): Passed to ``torch.load``. Defaults to 'cpu'.
+
+        Returns:
+            dict: Lists of keys, also kept as ``self.pretrained_report``:
+            ``loaded`` (same key and shape), ``seeded`` (a plain depthwise
+            conv weight for a Dy-ODConv unit, which ODConv2d copies into
+            every candidate), ``shape_mismatch``, ``missing`` (in the
+            backbone, not in the checkpoint) and ``unexpected`` (in the
+            checkpoint, not in the backbone).
+
+        Raises:
+            ValueError: No tensor of the checkpoint fits the backbone.
+        """
+        self._report_source = checkpoint
+        try:
+            PretrainedInit(
+                checkpoint, prefix=prefix, map_location=map_location)(self)
+        finally:
+            self._report_source = None
+        return self.pretrained_report
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # mmengine's and torch's loaders hand every module the whole
+        # state_dict under its prefix first: the moment to see what will fit.
+        if self._report_source is not None:
+            source, self._report_source = self._report_source, None
+            self.pretrained_report = self._report_fit(
+                {
+                    k[len(prefix):]: v
+                    for k, v in state_dict.items() if k.startswith(prefix)
+                }, source)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _seeds_candidates(self, key, value, own) -> bool:
         """Whether ``value`` is a plain conv weight that ODConv2d loads into
@@ -551,50 +513,14 @@ class EfficientNetDSP(EfficientNetV2):
         return isinstance(module, ODConv2d) and value.dim() == 4 \
             and tuple(value.shape) == tuple(own.shape[1:])
 
-    def load_fitting_weights(self,
-                             checkpoint: str,
-                             prefix: Optional[str] = None,
-                             map_location: str = 'cpu') -> dict:
-        """Load every tensor of a checkpoint that fits (same key and shape).
-
-        Args:
-            checkpoint (str): Checkpoint path or URL (anything mmengine's
-                ``CheckpointLoader`` accepts).
-            prefix (str, optional): Only keys under this prefix are used,
-                with the prefix removed (e.g. 'backbone.' for a classifier
-                checkpoint). Defaults to None.
-            map_location (str): Passed to ``torch.load``. Defaults to 'cpu'.
-
-        Returns:
-            dict: Lists of keys: ``loaded`` (same key and shape), ``seeded``
-            (a plain depthwise conv weight for a Dy-ODConv unit, which
-            ODConv2d copies into every candidate), ``shape_mismatch``,
-            ``missing``
-            (in the backbone, not in the checkpoint) and ``unexpected`` (in
-            the checkpoint, not in the backbone).
-        """
-        if prefix:
-            state_dict = _load_checkpoint_with_prefix(prefix, checkpoint,
-                                                      map_location)
-        else:
-            ckpt = _load_checkpoint(checkpoint, map_location)
-            if not isinstance(ckpt, dict):
-                raise ValueError(f'EfficientNetDSP: no state_dict found in '
-                                 f'checkpoint {checkpoint}')
-            state_dict = ckpt.get('state_dict', ckpt)
-            state_dict = {
-                (k[len('module.'):] if k.startswith('module.') else k): v
-                for k, v in state_dict.items()
-            }
+    def _report_fit(self, state_dict: dict, source: str) -> dict:
         own = self.state_dict()
         report = dict(
             loaded=[], seeded=[], shape_mismatch=[], missing=[], unexpected=[])
-        fitting = {}
         for key, value in state_dict.items():
             if key not in own:
                 report['unexpected'].append(key)
             elif self._seeds_candidates(key, value, own[key]):
-                fitting[key] = value
                 report['seeded'].append(key)
             elif not isinstance(value, torch.Tensor) or \
                     value.shape != own[key].shape:
@@ -602,31 +528,50 @@ class EfficientNetDSP(EfficientNetV2):
                     f'{key}: checkpoint {tuple(getattr(value, "shape", ()))}'
                     f' vs model {tuple(own[key].shape)}')
             else:
-                fitting[key] = value
                 report['loaded'].append(key)
         report['missing'] = [k for k in own if k not in state_dict]
+        fitting = len(report['loaded']) + len(report['seeded'])
         if not fitting:
             hint = ''
             if any(k.startswith('backbone.') for k in state_dict):
                 hint = " (its keys start with 'backbone.': set prefix=" \
                        "'backbone.' in the Pretrained init_cfg)"
             raise ValueError(f'EfficientNetDSP: no tensor of checkpoint '
-                             f'{checkpoint} fits the backbone{hint}')
-        self.load_state_dict(fitting, strict=False)
+                             f'{source} fits the backbone{hint}')
 
         lines = [
-            f'EfficientNetDSP: loaded {len(fitting)} of {len(own)} tensors '
-            f'from {checkpoint}'
+            f'EfficientNetDSP: loaded {fitting} of {len(own)} tensors from '
+            f'{source}'
         ]
-        for name, title in (('seeded', 'plain conv weight copied into every '
-                             'ODConv candidate kernel'),
-                            ('shape_mismatch', 'skipped, shape mismatch'),
-                            ('missing', 'not in the checkpoint, kept the '
-                             'initialisation'),
-                            ('unexpected', 'in the checkpoint only, ignored')):
-            if report[name]:
-                lines.append(f'{title} ({len(report[name])}):')
-                lines.extend(f'    {k}' for k in report[name])
-        level = logging.WARNING if len(lines) > 1 else logging.INFO
+        for name, title in (
+            ('loaded', 'loaded'),
+            ('seeded', 'plain depthwise weight copied into every ODConv '
+             'candidate kernel'),
+            ('shape_mismatch', 'skipped, shape mismatch'),
+            ('missing', 'not in the checkpoint, kept the initialisation'),
+            ('unexpected', 'in the checkpoint only, ignored')):
+            keys = report[name]
+            if not keys:
+                continue
+            lines.append(f'  {title} ({len(keys)} tensors):')
+            if name == 'shape_mismatch':
+                lines.extend(f'    {k}' for k in keys)
+            else:
+                lines.extend(f'    {module} ({n})'
+                             for module, n in _by_module(keys).items())
+        partial = any(report[name] for name in report if name != 'loaded')
+        level = logging.WARNING if partial else logging.INFO
         print_log('\n'.join(lines), logger='current', level=level)
         return report
+
+
+def _by_module(keys) -> Counter:
+    """Tensor counts per module, two levels deep inside a block, whose index
+    is written ``*``: ``layers.4.*.expand_conv.conv`` stands for the expand
+    convs of all blocks of stage 4."""
+    groups = Counter()
+    for key in keys:
+        parts = re.sub(r'^(layers\.\d+\.)\d+\.', r'\1*.', key).split('.')
+        depth = 5 if parts[2:3] == ['*'] else 3
+        groups['.'.join(parts[:-1][:depth])] += 1
+    return groups

@@ -1,3 +1,4 @@
+from ._impl import get_impl, set_impl, use_impl  # noqa: F401
 from .dyodconv import DyODConv  # noqa: F401
 from .dyrelu import DyReLU  # noqa: F401
 from .odconv import ODConv2d  # noqa: F401

@@ -6,6 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 
+from . import _dydropblock_kernels
+from ._impl import get_impl
+
 
 def depth_schedule(start, final, depth):
     """Per-layer drop probabilities that grow linearly with depth (eq. 8).
@@ -38,6 +41,33 @@ def depth_schedule(start, final, depth):
     return [start + (final - start) * n / depth for n in range(1, depth + 1)]
 
 
+def drop_blocks(x, seeds, beta, eps=1e-6):
+    """DropBlock's mask and rescaling as written, the forward to check
+    :class:`DyDropBlock` by: every seed zeroes the ``beta x beta`` block it
+    anchors (a stride-1 max-pool of the seeds padded by ``beta - 1``), and
+    the kept units are multiplied by ``numel / kept``.
+
+    Args:
+        x (Tensor): Input of shape (N, C, H, W).
+        seeds (Tensor): 0/1 Bernoulli(alpha) seeds (eq. 9) on the positions
+            where a whole block fits, shape (N, C, H - beta + 1,
+            W - beta + 1), in the dtype of ``x``.
+        beta (int): Block size.
+        eps (float): Floor of the kept-unit count, so a fully dropped map
+            gives zeros, not NaNs. Defaults to 1e-6.
+
+    Returns:
+        Tensor: The masked, rescaled input.
+    """
+    pad = beta - 1
+    dropped = F.max_pool2d(
+        F.pad(seeds, (pad, pad, pad, pad)), kernel_size=beta, stride=1)
+    keep = 1 - dropped
+    # Counted in float32: a half-precision sum stops counting at 2048.
+    kept = keep.sum(dtype=torch.float32).clamp_min(eps)
+    return x * keep * (keep.numel() / kept).to(x.dtype)
+
+
 @MODELS.register_module()
 class DyDropBlock(nn.Module):
     """DropBlock (Ghiasi et al. 2018) with a depth- and time-dependent rate.
@@ -48,7 +78,9 @@ class DyDropBlock(nn.Module):
     block, and the kept units are rescaled by ``numel / kept`` so the
     expected activation is unchanged. Each channel of each sample gets its
     own mask. In eval mode, or when the effective probability is 0, the
-    module is the identity.
+    module is the identity. The mask is :func:`drop_blocks`, or with
+    ``mmdsp.models.layers.set_impl('fast')`` (the default) the same mask
+    from the same seeds, built faster (``_dydropblock_kernels.py``).
 
     The depth dependence of eq. 8 is chosen when building: give the blocks
     the values of :func:`depth_schedule`. The time dependence is ``scale``,
@@ -129,59 +161,12 @@ class DyDropBlock(nn.Module):
                        min(alpha, 1.0),
                        device=x.device,
                        dtype=x.dtype))
-        dropped = self.spread_seeds(seeds, beta)
-        # Counting in float32 keeps half-precision masks from overflowing;
-        # a sum of 0/1 values is exact, so counting the dropped units gives
-        # the same kept count as summing the keep mask.
-        numel = n * c * h * w
-        kept = (numel - dropped.sum(dtype=torch.float32) * (
-            numel // dropped.numel())).clamp_min(self.eps)
-        factor = (numel / kept).to(x.dtype)
-        # keep * factor in one pass, factor - dropped * factor, which is
-        # exactly factor or 0: one full-size multiply remains for x (and
-        # one for its gradient) instead of two.
-        return x * torch.addcmul(factor, dropped, factor, value=-1)
+        if get_impl() == 'reference':
+            return drop_blocks(x, seeds, beta, self.eps)
+        return _dydropblock_kernels.drop_blocks(x, seeds, beta, self.eps)
 
-    @staticmethod
-    def spread_seeds(seeds, beta):
-        """Grow every seed into the ``beta x beta`` block it anchors.
-
-        Unit ``(i, j)`` is dropped iff a seed lies in the ``beta x beta``
-        window above and to the left of it, which is what a stride-1
-        ``beta x beta`` max-pool of the seeds padded by ``beta - 1`` gives.
-        Max-pooling costs ``beta ** 2`` comparisons per unit and is slow on
-        CPU; instead the seeds in each window are counted with prefix sums,
-        one pass along W and one along H (a window count is the difference
-        of two prefix sums), and a count of at least one marks a dropped
-        unit. The counts are small integers, exact in float32, so the mask
-        is exactly the max-pool's. When the block fills the map (one seed
-        position, e.g. the 7x7 maps of the last stage) the mask is that
-        seed, broadcast over the map.
-
-        Args:
-            seeds (Tensor): 0/1 seeds, shape (N, C, h - beta + 1,
-                w - beta + 1).
-            beta (int): Block size.
-
-        Returns:
-            Tensor: The 0/1 dropped-unit mask in the dtype of ``seeds``,
-            shape (N, C, h, w), or (N, C, 1, 1) when ``beta`` equals both
-            sides of the map.
-        """
-        if seeds.shape[-2:] == (1, 1):
-            return seeds
-        # Half-precision floats count exactly only up to 2048 (bfloat16:
-        # 256), too few for prefix sums over a long row.
-        counts = seeds.float() if seeds.element_size() < 4 else seeds
-        for dim in (-1, -2):
-            size = counts.shape[dim] + beta - 1  # h or w
-            pad = (beta, beta - 1) if dim == -1 else (0, 0, beta, beta - 1)
-            # prefix[t] = seeds before t - beta + 1; the window of output u
-            # holds the seeds u - beta + 1 .. u.
-            prefix = F.pad(counts, pad).cumsum(dim)
-            counts = prefix.narrow(dim, beta, size) - prefix.narrow(
-                dim, 0, size)
-        return counts.clamp_max_(1).to(seeds.dtype)
+    # The tuned mask, public before the kernels moved to their own module.
+    spread_seeds = staticmethod(_dydropblock_kernels.spread_seeds)
 
     def extra_repr(self):
         return (f'drop_prob={self.drop_prob}, block_size={self.block_size}, '

@@ -14,6 +14,9 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from . import _odconv_kernels
+from ._impl import get_impl
+
 
 class ODConvAttention(NamedTuple):
     """The four per-sample attentions of ODConv2d.
@@ -60,9 +63,11 @@ class ODConv2d(nn.Module):
     scalar per sample, already expressible by the filter attention) and the
     filter attention for depthwise convs (``groups == in_channels ==
     out_channels``: it would scale the same channel as the channel attention).
-    With ``kernel_num == 1`` and 1x1 kernels no per-sample kernel is built:
-    the channel attention scales ``x`` and the filter attention scales ``y``
-    around a static convolution (``use_factorized``).
+    With ``kernel_num == 1`` and 1x1 kernels ``use_factorized`` is set and,
+    under ``mmdsp.models.layers.set_impl('fast')`` (the default), no
+    per-sample kernel is built: the channel attention scales ``x`` and the
+    filter attention scales ``y`` around a static convolution
+    (``_odconv_kernels.py``).
 
     The attention branch must train with a batch of one sample, so it uses no
     BatchNorm: by default its hidden layer is LayerNorm-ed (per sample).
@@ -267,29 +272,6 @@ class ODConv2d(nn.Module):
             scale = scale * att.spatial.view(batch, 1, 1, *self.kernel_size)
         return weight * scale
 
-    def _forward_general(self, x: torch.Tensor,
-                         att: ODConvAttention) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        weight = self.aggregate_weight(att)
-        # One grouped conv for the whole batch: sample b uses the groups
-        # b*groups..(b+1)*groups of the folded input.
-        y = F.conv2d(
-            x.reshape(1, -1, height, width),
-            weight.reshape(-1, *weight.shape[2:]),
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups * batch)
-        return y.view(batch, self.out_channels, *y.shape[-2:])
-
-    def _forward_factorized(self, x: torch.Tensor,
-                            att: ODConvAttention) -> torch.Tensor:
-        y = F.conv2d(x * att.channel[:, :, None, None], self.weight[0], None,
-                     self.stride, self.padding, self.dilation, self.groups)
-        if att.filter is not None:
-            y = y * att.filter[:, :, None, None]
-        return y
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the dynamic convolution.
 
@@ -304,10 +286,21 @@ class ODConv2d(nn.Module):
                 f'ODConv2d expects input (B, {self.in_channels}, H, W), got '
                 f'{tuple(x.shape)}')
         att = self.attentions(x)
-        if self.use_factorized:
-            y = self._forward_factorized(x, att)
+        if self.use_factorized and get_impl() == 'fast':
+            y = _odconv_kernels.factorized_forward(self, x, att)
         else:
-            y = self._forward_general(x, att)
+            batch, _, height, width = x.shape
+            weight = self.aggregate_weight(att)
+            # One grouped conv for the whole batch: sample b uses the groups
+            # b*groups..(b+1)*groups of the folded input.
+            y = F.conv2d(
+                x.reshape(1, -1, height, width),
+                weight.reshape(-1, *weight.shape[2:]),
+                stride=self.stride,
+                padding=self.padding,
+                dilation=self.dilation,
+                groups=self.groups * batch)
+            y = y.view(batch, self.out_channels, *y.shape[-2:])
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y

@@ -1,3 +1,4 @@
+import copy
 import logging
 import math
 
@@ -11,7 +12,8 @@ from mmpretrain.models.backbones.efficientnet import EdgeResidual
 from mmpretrain.registry import MODELS
 
 import mmdsp  # noqa: F401  (registers the backbone and the bricks)
-from mmdsp.models.backbones.efficientnet_dsp import (EfficientNetDSP,
+from mmdsp.models.backbones.efficientnet_dsp import (DyMBConv,
+                                                     EfficientNetDSP,
                                                      FusedMBConvDSP,
                                                      MBConvDSP)
 from mmdsp.models.layers import SAR, DyODConv, depth_schedule
@@ -283,7 +285,7 @@ def test_bad_config_names_the_key():
 
 
 def test_dynamic_conv_flops_are_counted():
-    block = MBConvDSP(16, 16, 64, dy_cfg=dict(type='DyODConv')).eval()
+    block = DyMBConv(16, 16, 64, dy_cfg=dict(type='DyODConv')).eval()
     for batch in (1, 3):
         flops = FlopAnalyzer(block, torch.randn(batch, 16, 8, 8))
         flops.unsupported_ops_warnings(False)
@@ -311,3 +313,82 @@ def test_dsp_default_matches_paper_size():
     with torch.no_grad():
         out, = model(torch.randn(1, 3, 32, 32))
     assert out.shape == (1, 1280, 1, 1)
+
+
+def test_dy_mbconv_has_its_own_block_class():
+    model = EfficientNetDSP(arch='b0', attention_cfg=SAR_B0, dy_stages=(2, 4))
+    for stage in (2, 4):
+        assert all(type(b) is DyMBConv for b in model.layers[stage])
+    for stage in (5, 6):
+        assert all(type(b) is MBConvDSP for b in model.layers[stage])
+    # stage 4 was MBConv: its Dy-MBConv blocks keep the attention
+    assert isinstance(model.layers[4][0].se, SAR)
+    block = DyMBConv(16, 16, 64, attention_cfg=dict(type='ECA',
+                                                    in_channels=64))
+    assert isinstance(block.depthwise_conv, DyODConv)
+    # MMPretrain's module order: expand, depthwise, attention, project
+    assert [n for n, _ in block.named_children()] == [
+        'drop_path', 'expand_conv', 'depthwise_conv', 'se', 'linear_conv']
+    with pytest.raises(TypeError, match='DyMBConv'):
+        MBConvDSP(16, 16, 64, dy_cfg=dict(type='DyODConv'))
+
+
+def test_parsing_is_a_side_effect_free_function():
+    from mmdsp.models.backbones._dsp_layout import DSPLayout, parse_dsp_args
+    args = dict(
+        attention_cfg=dict(type='SAR', groups=32),
+        attention_stages=None,
+        dy_stages=[4, 2, 2],
+        dy_cfg=dict(kernel_num=2),
+        dropblock_cfg=dict(final=0.2, stages=(3, 5)))
+    before = copy.deepcopy(args)
+    layout = parse_dsp_args('b0', EfficientNetV2.arch_settings, **args)
+    assert args == before  # the caller's dicts are not touched
+    assert isinstance(layout, DSPLayout)
+    assert layout == parse_dsp_args('b0', EfficientNetV2.arch_settings,
+                                    **args)
+    assert layout.dy_stages == (2, 4)
+    assert layout.block_kinds == {1: 'conv', 2: 'dy', 3: 'fused', 4: 'dy',
+                                  5: 'mbconv', 6: 'mbconv'}
+    assert layout.arch_kinds[2] == 'fused' and layout.arch_kinds[4] == \
+        'mbconv'
+    assert layout.attention_stages == [4, 5, 6]
+    assert layout.dy_cfg == dict(kernel_num=2, type='DyODConv')
+    assert layout.dropblock_cfg == dict(final=0.2, type='DyDropBlock')
+    assert layout.dropblock_stages == [3, 5]
+    # the backbone keeps the parsed values as its attributes
+    model = EfficientNetDSP(arch='b0', **args)
+    for name, value in layout._asdict().items():
+        assert getattr(model, name) == value, name
+
+
+@pytest.mark.parametrize('bad', [
+    dict(arch='z9'),
+    dict(arch='b0', frozen_stages=9),
+    dict(arch='b0', out_indices=(99, )),
+])
+def test_bad_arguments_raise_as_in_efficientnetv2(bad):
+    with pytest.raises(Exception) as theirs:
+        EfficientNetV2(**bad)
+    with pytest.raises(type(theirs.value)) as ours:
+        EfficientNetDSP(**bad, **OFF)
+    if bad['arch'] == 'z9':
+        # and still the ValueError every other bad DSP argument raises
+        assert isinstance(ours.value, ValueError)
+        assert "arch='z9' is not one of" in str(ours.value)
+
+
+def test_positional_arguments_as_in_efficientnetv2():
+    # EfficientNetV2(arch, in_channels, drop_path_rate, out_indices, ...)
+    torch.manual_seed(0)
+    ref = EfficientNetV2('b0', 4, 0.0, (3, 7), 1)
+    torch.manual_seed(0)
+    dsp = EfficientNetDSP('b0', 4, 0.0, (3, 7), 1, **OFF)
+    assert dsp.out_indices == ref.out_indices == [3, 7]
+    assert dsp.frozen_stages == ref.frozen_stages == 1
+    dsp.load_state_dict(ref.state_dict(), strict=True)
+    ref.eval(), dsp.eval()
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(ref(x), dsp(x)):
+            assert torch.equal(a, b)

@@ -116,7 +116,7 @@ def test_two_piece_fast_path_matches_reference_gradients():
     with torch.no_grad():
         torch.testing.assert_close(m(x), ref)
 
-    from mmdsp.models.layers.dyrelu import _TwoPieceMax
+    from mmdsp.models.layers._dyrelu_kernels import _TwoPieceMax
     coef = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
     xs = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_TwoPieceMax.apply, (xs, coef))

@@ -200,11 +200,12 @@ def test_fast_path_matches_reference(kwargs, shape):
 
 
 def test_toeplitz_is_the_conv1d():
+    from mmdsp.models.layers._sar_kernels import toeplitz
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(3, 3, 7, padding=3, groups=3, bias=False)
     for length in (1, 4, 7, 12):
         z = torch.randn(5, 3, length)
-        band = SAR._toeplitz(conv.weight, length)
+        band = toeplitz(conv.weight, length)
         torch.testing.assert_close(
             torch.einsum('cji,nci->ncj', band, z), conv(z))
 
@@ -215,3 +216,17 @@ def test_channels_last_input():
     x = torch.randn(2, 32, 7, 7)
     torch.testing.assert_close(
         m(x.contiguous(memory_format=torch.channels_last)), m(x))
+
+
+@pytest.mark.parametrize('size', [7, 14])
+def test_trains_after_inference_mode(size):
+    # The tuned kernels cache constant index / 0/1 tensors; made in the
+    # first (here inference-mode) call, they must still be usable when a
+    # later training step saves them for backward.
+    m = SAR(32, groups=8, kernel_size=5)
+    with torch.inference_mode():
+        m(torch.randn(1, 32, size, size + 1))
+        m(torch.randn(1, 32, size, size))
+    x = torch.randn(1, 32, size, size, requires_grad=True)
+    m(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all() and m.conv_h.weight.grad is not None
