@@ -1,11 +1,14 @@
 """Classify image files with a trained mmdsp / MMPretrain classifier.
 
     python tools/predict.py CONFIG CHECKPOINT INPUT... --out results.csv \
-        [--cam-dir DIR] [--batch-size N] [--device cpu]
+        [--cam-dir DIR] [--batch-size N] [--device cpu] [--raw-probs] \
+        [--no-flags]
 
 INPUT may be files, folders (searched recursively for images) or glob
 patterns (quote them). Writes one CSV row per image; exit code 1 if any image
-failed (its row holds the error), 0 otherwise.
+failed (its row holds the error), 0 otherwise. A checkpoint calibrated by
+tools/analysis_tools/fit_temperature.py gives calibrated probabilities and a
+``flag_reason`` column (docs/inference.md).
 """
 import argparse
 import sys
@@ -34,6 +37,14 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress',
                         action='store_true',
                         help='hide the progress bar')
+    parser.add_argument('--raw-probs',
+                        action='store_true',
+                        help='ignore the checkpoint\'s temperature '
+                        '(uncalibrated probabilities)')
+    parser.add_argument('--no-flags',
+                        action='store_true',
+                        help='leave out the flag_reason / score columns of '
+                        'a checkpoint with fitted thresholds')
     return parser.parse_args(argv)
 
 
@@ -47,10 +58,14 @@ def main(argv=None) -> int:
                    device=args.device,
                    cam_dir=args.cam_dir,
                    cam_layer=args.cam_layer,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress,
+                   calibrated=not args.raw_probs,
+                   flags=False if args.no_flags else None)
     failed = [r for r in rows if r['error']]
-    print(f'{len(rows) - len(failed)}/{len(rows)} images classified; '
-          f'results in {args.out}')
+    flagged = [r for r in rows if r['flag_reason']]
+    print(f'{len(rows) - len(failed)}/{len(rows)} images classified, '
+          f'{len(flagged)} flagged not to be judged by the model; results '
+          f'in {args.out}')
     for r in failed:
         print(f'failed: {r["path"]}: {r["error"]}', file=sys.stderr)
     return 1 if failed or not rows else 0

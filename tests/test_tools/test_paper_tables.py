@@ -325,7 +325,8 @@ def test_mmpretrain_vis_cam_on_dsp(tmp_path, tools, repo_root):
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
     cfg_file = osp.join(repo_root, 'configs', 'demo', 'effdsp_synthetic.py')
-    model = MODELS.build(Config.fromfile(cfg_file).model)
+    cfg = Config.fromfile(cfg_file)
+    model = MODELS.build(cfg.model)
     ckpt = str(tmp_path / 'dsp.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     data = tools.write_tree(str(tmp_path / 'data'), per_class=1, size=64)
@@ -336,8 +337,8 @@ def test_mmpretrain_vis_cam_on_dsp(tmp_path, tools, repo_root):
         tools.run('visualization/vis_cam.py', image, cfg_file, ckpt,
                   '--method', method, '--save-path', out, env=env)
         cam = cv2.imread(str(out))
-        # The overlay is drawn on the test pipeline's 96 px input.
-        assert cam.shape == (96, 96, 3)
+        # The overlay is drawn on the test pipeline's input (img_size).
+        assert cam.shape == (cfg.img_size, cfg.img_size, 3)
         assert cam.std() > 1
     _, log = tools.run('visualization/vis_cam.py', image, cfg_file, ckpt,
                        '--target-layers', 'backbone.nope', env=env,
@@ -378,3 +379,76 @@ def test_shipped_configs_find_their_rows(repo_root):
     for tag in ('eca', 'cbam'):
         assert chosen[('3', tag)] == f'efficientnetv2-s_{tag}_all'
     assert chosen[('2', 'dsp')] == 'effdsp_all'
+
+
+def test_paper_f1_column_beside_mmpretrains(runs, tmp_path):
+    out = str(tmp_path / 'f1')
+    pt.main([runs['work'], '--out-dir', out, '--no-complexity'])
+    rows = {r['row']: r for r in _read_csv(osp.join(out, 'table2.csv'))}
+    recs = [_test_json(runs[k]) for k in ('r0', 'r1')]
+    conv = [2 * r['single-label/precision'] * r['single-label/recall'] /
+            (r['single-label/precision'] + r['single-label/recall'])
+            for r in recs]
+    r34 = rows['resnet34']
+    assert float(r34['f1_paper_conv_mean']) == pytest.approx(
+        statistics.fmean(conv))
+    assert float(r34['f1_mean']) == pytest.approx(
+        statistics.fmean(r['single-label/f1-score'] for r in recs))
+    md = open(osp.join(out, 'table2.md')).read()
+    assert 'F1 (%), mean of per-class F1 (MMPretrain)' in md
+    assert 'F1 (%), 2PR/(P+R) of macro P, R (paper)' in md
+    line = next(ln for ln in md.splitlines() if ln.startswith('| ResNet34'))
+    assert f'{statistics.fmean(conv):.2f} ± {statistics.stdev(conv):.2f} ' \
+        '| 94.22 |' in line
+
+
+def test_intervals_and_paired_differences(tmp_path, tools):
+    """Two test-only runs named after table 2's DSP and EfficientNetV2
+    rows, with BootstrapCI in the test_evaluator and prediction dumps."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmdsp.evaluation import paired_bootstrap_ci
+    from mmdsp.evaluation.dumps import align_predictions, load_predictions
+    from mmdsp.evaluation.functional import accuracy
+    data = tools.write_tree(str(tmp_path / 'data'), per_class=6)
+    work = tmp_path / 'work'
+    for seed, name in ((0, 'effdsp_all'), (1, 'efficientnetv2-s_all')):
+        path = tmp_path / f'{name}.py'
+        path.write_text(f'_base_ = [{TINY!r}]\n')
+        cfg = Config.fromfile(str(path))
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            cfg[loader].dataset.data_root = data
+        cfg.work_dir = str(work / name)
+        cfg.randomness = dict(seed=seed)
+        cfg.test_evaluator = [
+            dict(type='Accuracy', topk=(1, )),
+            dict(type='SingleLabelMetric', average='macro'),
+            dict(type='AUROC'),
+            dict(type='BootstrapCI', n_resamples=200),
+            dict(type='DumpResults',
+                 out_file_path=str(work / name / 'preds.pkl'))
+        ]
+        Runner.from_cfg(cfg).test()
+    out = str(tmp_path / 'tables')
+    pt.main([str(work), '--out-dir', out, '--no-complexity',
+             '--n-resamples', '300'])
+    ci = {r['config']: r for r in _read_csv(osp.join(out, 'intervals.csv'))}
+    rec = _test_json(str(work / 'effdsp_all'))
+    dsp = ci['effdsp_all']
+    assert float(dsp['accuracy']) == rec['accuracy/top1']
+    assert float(dsp['accuracy_low']) == rec['bootstrap/accuracy_low']
+    assert float(dsp['auroc_high']) == rec['bootstrap/auroc_high']
+    (pair, ) = _read_csv(osp.join(out, 'paired.csv'))
+    assert pair['comparison'] == 'EfficientNet-DSP (ours) − EfficientNetV2'
+    a, b = align_predictions(
+        load_predictions(str(work / 'effdsp_all' / 'preds.pkl')),
+        load_predictions(str(work / 'efficientnetv2-s_all' / 'preds.pkl')))
+    ref = paired_bootstrap_ci(accuracy, (a['probs'], a['labels']),
+                              (b['probs'], b['labels']), n_resamples=300)
+    assert float(pair['accuracy_diff']) == pytest.approx(ref.estimate)
+    assert float(pair['accuracy_low']) == pytest.approx(ref.low)
+    assert float(pair['accuracy_high']) == pytest.approx(ref.high)
+    md = open(osp.join(out, 'tables.md')).read()
+    assert '95 % bootstrap intervals' in md and 'Paired differences' in md

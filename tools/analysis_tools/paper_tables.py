@@ -27,6 +27,14 @@ The paper's published numbers are hard-coded in ``TABLES`` as reference
 data and shown in the ``paper`` columns next to ours; every number of ours
 comes from the logs and configs. Writes ``table{2,3,4}.{md,csv}``,
 ``tables.md`` (all three) and ``runs.csv`` (one line per run) to --out-dir.
+
+F1 is shown twice, labelled: MMPretrain's (mean of the per-class F1) and
+the paper's convention, 2PR/(P+R) of the macro precision and recall. With
+``BootstrapCI`` in a run's test_evaluator, ``intervals.csv`` and a section of
+``tables.md`` give each run's 95 % bootstrap intervals; with prediction dumps
+(``tools/test.py ... --out WORK_DIR/preds.pkl``) ``paired.csv`` and another
+section give EfficientNet-DSP minus each other table 2 model on the same
+test images, with paired bootstrap intervals (:mod:`mmdsp.evaluation`).
 """
 import argparse
 import copy
@@ -39,7 +47,19 @@ import statistics
 import warnings
 from collections import OrderedDict
 
-from mmdsp.utils.work_dir_logs import METRICS, find_run_dirs, load_run
+from mmdsp.evaluation.functional import paper_f1
+from mmdsp.utils.work_dir_logs import (METRICS, find_run_dirs, load_run,
+                                      read_test_results)
+
+# The paper's F1 is 2PR / (P + R) of its macro precision and recall (it
+# reproduces every F1 of tables 2-4); MMPretrain's SingleLabelMetric reports
+# the mean of the per-class F1 values. Both are shown, labelled.
+F1_LABELS = ('F1 (%), mean of per-class F1 (MMPretrain)',
+             'F1 (%), 2PR/(P+R) of macro P, R (paper)')
+# BootstrapCI items (bootstrap/<item>_low, _high) and their point estimate.
+CI_ITEMS = (('accuracy', 'accuracy/top1'), ('precision', '/precision'),
+            ('recall', '/recall'), ('f1-score', '/f1-score'),
+            ('auroc', 'auroc/macro'))
 
 
 # Reference data: the paper's published numbers (accuracy, precision,
@@ -252,6 +272,8 @@ def build_tables(runs, complexity=None, assign=None):
                 row[f'{col}_mean'], row[f'{col}_std'] = _stats(
                     [r[col] for r in group])
                 row[f'paper_{col}'] = paper[i]
+            row['f1_paper_conv_mean'], row['f1_paper_conv_std'] = _stats(
+                [paper_f1(r['precision'], r['recall']) for r in group])
             cx = complexity.get(name, {})
             row['params_1000_m'] = cx.get('params_1000', math.nan)
             row['paper_params_m'] = paper[4] if len(paper) > 4 else math.nan
@@ -282,8 +304,9 @@ def _fmt_stat(mean, std):
 def table_markdown(tid, rows):
     """One table as markdown: ours next to the paper's, per metric."""
     head = ['Method', 'Config', 'n']
-    for _, label, _ in METRICS:
-        head += [label, 'paper']
+    for col, label, _ in METRICS:
+        head += [F1_LABELS[0], F1_LABELS[1], 'paper'] if col == 'f1' \
+            else [label, 'paper']
     head += [
         'Params (M), 1000 cls', 'paper', 'FLOPs (G), 1000 cls', 'paper',
         'Params (M), 4 cls', 'FLOPs (G), 4 cls'
@@ -295,16 +318,160 @@ def table_markdown(tid, rows):
         cells = [r['method'], f'`{r["config"]}`' if r['config'] else '—',
                  str(r['n_runs'])]
         for col, _, _ in METRICS:
-            cells += [_fmt_stat(r[f'{col}_mean'], r[f'{col}_std']),
-                      _fmt(r[f'paper_{col}'])]
+            cells.append(_fmt_stat(r[f'{col}_mean'], r[f'{col}_std']))
+            if col == 'f1':
+                cells.append(_fmt_stat(r['f1_paper_conv_mean'],
+                                       r['f1_paper_conv_std']))
+            cells.append(_fmt(r[f'paper_{col}']))
         cells += [_fmt(r['params_1000_m']), _fmt(r['paper_params_m']),
                   _fmt(r['flops_1000_g']), _fmt(r['paper_flops_g']),
                   _fmt(r['params_m']), _fmt(r['flops_g'])]
         lines.append('| ' + ' | '.join(cells) + ' |')
     lines += ['', 'Ours: mean ± sample std over n runs (seeds); "paper": '
               'published numbers of the paper, for reference. Metrics are '
-              'macro averages over the 4 classes.', '']
+              'macro averages over the 4 classes. The paper\'s F1 is '
+              '2PR/(P+R) of its macro precision and recall; MMPretrain\'s '
+              'is the mean of the per-class F1 values.', '']
     return '\n'.join(lines)
+
+
+# ------------------------------------------------- intervals, differences
+
+
+def _record_value(record, suffix):
+    keys = [k for k in record if k == suffix or k.endswith(suffix)]
+    return float(record[keys[0]]) if keys else math.nan
+
+
+def run_intervals(run):
+    """95 % bootstrap intervals a run's newest test json holds.
+
+    They come from the ``BootstrapCI`` metric of the test_evaluator
+    (``bootstrap/<item>_low``, ``_high``). Returns None for a run without
+    them.
+    """
+    results = read_test_results(run['work_dir'])
+    if not results:
+        return None
+    record = results[-1]['metrics']
+    if not any(k.startswith('bootstrap/') for k in record):
+        return None
+    out = OrderedDict(work_dir=run['work_dir'], config=run['config'],
+                      seed=run['seed'])
+    for item, suffix in CI_ITEMS:
+        out[item] = _record_value(record, suffix)
+        out[f'{item}_low'] = float(record.get(f'bootstrap/{item}_low',
+                                              math.nan))
+        out[f'{item}_high'] = float(record.get(f'bootstrap/{item}_high',
+                                               math.nan))
+    return out
+
+
+def _ci_cell(value, low, high):
+    if math.isnan(value):
+        return '—'
+    if math.isnan(low):
+        return _fmt(value)
+    return f'{value:.2f} [{low:.2f}, {high:.2f}]'
+
+
+def intervals_markdown(rows):
+    head = ['Config', 'seed', 'Accuracy (%)', 'Precision (%)', 'Recall (%)',
+            F1_LABELS[0], 'AUROC (%), macro one-vs-rest']
+    lines = ['### 95 % bootstrap intervals over the test images', '',
+             '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [f'`{r["config"]}`', str(r['seed'])]
+        cells += [_ci_cell(r[i], r[f'{i}_low'], r[f'{i}_high'])
+                  for i, _ in CI_ITEMS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', 'Value [2.5 %, 97.5 %] percentiles of 1000 seeded '
+              'resamples of the test images (BootstrapCI in the '
+              'test_evaluator).', '']
+    return '\n'.join(lines)
+
+
+def paired_differences(pairs, preds_name, n_resamples=1000, seed=0):
+    """Paired bootstrap of model A minus model B on the same test images.
+
+    Args:
+        pairs (list[tuple[str, dict, dict]]): ``(label, run_a, run_b)``.
+        preds_name (str): The prediction dump in each work_dir
+            (``tools/test.py ... --out <work_dir>/<preds_name>``).
+
+    Returns:
+        list[OrderedDict]: One row per pair with a dump on both sides.
+    """
+    import numpy as np
+
+    from mmdsp.evaluation import paired_bootstrap_ci
+    from mmdsp.evaluation.dumps import align_predictions, load_predictions
+    from mmdsp.evaluation.functional import (accuracy, one_vs_rest_auroc,
+                                             precision_recall_f1)
+
+    def stats(probs, labels):
+        p, r, f = precision_recall_f1(probs, labels)
+        auc = one_vs_rest_auroc(probs, labels)
+        auc = np.nanmean(auc) * 100 if np.isfinite(auc).any() else np.nan
+        return np.array([accuracy(probs, labels), p, r, f, auc])
+
+    rows = []
+    for label, run_a, run_b in pairs:
+        files = [osp.join(r['work_dir'], preds_name) for r in (run_a, run_b)]
+        if not all(osp.isfile(f) for f in files):
+            continue
+        a, b = align_predictions(*map(load_predictions, files),
+                                 names=(run_a['work_dir'],
+                                        run_b['work_dir']))
+        ci = paired_bootstrap_ci(stats, (a['probs'], a['labels']),
+                                 (b['probs'], b['labels']),
+                                 n_resamples=n_resamples, seed=seed)
+        row = OrderedDict(comparison=label, a=run_a['work_dir'],
+                          b=run_b['work_dir'], images=len(a['labels']))
+        for i, (item, _) in enumerate(CI_ITEMS):
+            row[f'{item}_diff'] = float(ci.estimate[i])
+            row[f'{item}_low'] = float(ci.low[i])
+            row[f'{item}_high'] = float(ci.high[i])
+        row['share_a_not_better_accuracy'] = float(
+            np.mean(ci.samples[:, 0] <= 0))
+        rows.append(row)
+    return rows
+
+
+def paired_markdown(rows):
+    head = ['A − B', 'images', 'Accuracy', 'Precision', 'Recall',
+            F1_LABELS[0].replace(' (%)', ''), 'AUROC',
+            'resamples with A not better (accuracy)']
+    lines = ['### Paired differences on the same test images '
+             '(percentage points, 95 % paired bootstrap)', '',
+             '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for r in rows:
+        cells = [r['comparison'], str(r['images'])]
+        cells += [_ci_cell(r[f'{i}_diff'], r[f'{i}_low'], r[f'{i}_high'])
+                  for i, _ in CI_ITEMS]
+        cells.append(f'{r["share_a_not_better_accuracy"] * 100:.1f} %')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', 'An interval that excludes 0 means the difference is '
+              'larger than the resampling noise of this test set.', '']
+    return '\n'.join(lines)
+
+
+def default_pairs(runs, tables):
+    """EfficientNet-DSP against every other row of table 2 (first run of
+    each config)."""
+    first = {}
+    for run in runs:
+        first.setdefault(run['config'], run)
+    rows = {r['row']: r for r in tables.get('2', [])}
+    dsp = rows.get('dsp')
+    if not dsp or dsp['config'] not in first:
+        return []
+    pairs = []
+    for key, row in rows.items():
+        if key != 'dsp' and row['config'] in first:
+            pairs.append((f'{dsp["method"]} − {row["method"]}',
+                          first[dsp['config']], first[row['config']]))
+    return pairs
 
 
 def write_csv(path, rows):
@@ -342,6 +509,12 @@ def parse_args(argv=None):
     parser.add_argument(
         '--no-complexity', action='store_true',
         help='skip building the models for Params/FLOPs')
+    parser.add_argument(
+        '--preds-name', default='preds.pkl',
+        help='prediction dump in each work_dir for the paired differences '
+        '(tools/test.py ... --out WORK_DIR/preds.pkl; default preds.pkl)')
+    parser.add_argument('--n-resamples', type=int, default=1000,
+                        help='paired bootstrap resamples (default 1000)')
     return parser.parse_args(argv)
 
 
@@ -403,6 +576,17 @@ def main(argv=None):
         with open(osp.join(args.out_dir, f'table{tid}.md'), 'w') as f:
             f.write(md)
         write_csv(osp.join(args.out_dir, f'table{tid}.csv'), rows)
+    if args.split == 'test':
+        intervals = [c for c in map(run_intervals, runs) if c]
+        if intervals:
+            parts.append(intervals_markdown(intervals))
+            write_csv(osp.join(args.out_dir, 'intervals.csv'), intervals)
+        paired = paired_differences(default_pairs(runs, tables),
+                                    args.preds_name, args.n_resamples)
+        if paired:
+            parts.append(paired_markdown(paired))
+            write_csv(osp.join(args.out_dir, 'paired.csv'), paired)
+            print(paired_markdown(paired))
     with open(osp.join(args.out_dir, 'tables.md'), 'w') as f:
         f.write('\n'.join(parts))
     write_csv(
