@@ -6,12 +6,3 @@ _base_ = [
     '_base_/schedules/all_100e.py',
     '_base_/default_runtime.py',
 ]
-
-# ClassFrequencyOmegaHook fills omega='auto' when training starts; the
-# ODConv softmax temperature anneals 30 -> 1 over the first 10 epochs.
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='EpochSeedHook'),
-    dict(type='ClassFrequencyOmegaHook'),
-    dict(type='ODConvTemperatureHook', start=30., end=1., warmup_epochs=10),
-]

@@ -81,3 +81,58 @@ def test_train_resume_test_with_tools(tmp_path, tiny_data, tools):
     _, log = tools.run('test.py', cfg, work / 'epoch_3.pth', '--work-dir',
                        work, env=env)
     assert 'accuracy/top1' in log
+
+
+def _python_stderr(code):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, '-W', 'default', '-c', code],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stderr
+
+
+def test_known_third_party_warnings_are_hidden_and_others_kept():
+    err = _python_stderr(
+        'import mmdsp, warnings\n'
+        'import mmcv.cnn.bricks.transformer\n'
+        'from mmengine.fileio import FileClient\n'
+        'from mmengine.logging import MMLogger\n'
+        "MMLogger.get_instance('t')\n"
+        "FileClient(backend='disk')\n"
+        "warnings.warn('a real warning')\n")
+    assert 'MultiScaleDeformableAttention' not in err
+    assert 'pkg_resources' not in err
+    assert 'FileClient' not in err and 'HardDiskBackend' not in err
+    assert 'a real warning' in err
+
+
+def test_version_guard_names_the_mismatch():
+    from mmdsp.compat import check_versions
+    with pytest.warns(RuntimeWarning, match='mmengine 0.10.7.*0.10.6'):
+        problems = check_versions(
+            dict(mmengine='0.10.6', torch='2.14.1', numpy='2.4.0'))
+    assert len(problems) == 1
+    with pytest.warns(RuntimeWarning, match='numpy 2.0 to 2.99.*1.26'):
+        check_versions(dict(numpy='1.26.4'))
+    assert check_versions(
+        dict(mmengine='0.10.7', torch='2.14.1+cpu', numpy='2.4.6')) == []
+    assert check_versions() == []  # the pinned stack itself
+
+
+def test_a_missing_private_symbol_is_refused_with_its_fix():
+    from types import SimpleNamespace
+
+    from mmdsp.compat import _require
+    owner = SimpleNamespace(__name__='mmengine.dist.utils')
+    with pytest.raises(ImportError, match=r'fix 2 .*_init_dist_pytorch'):
+        _require(owner, '_init_dist_pytorch', 2)
+
+
+def test_a_text_file_is_not_a_checkpoint(tmp_path):
+    from mmdsp.compat import NotACheckpointError
+    path = tmp_path / 'notes.pth'
+    path.write_text('this is not a checkpoint\n')
+    with pytest.raises(NotACheckpointError, match='is not a checkpoint') as e:
+        load_checkpoint(torch.nn.Linear(2, 2), str(path))
+    assert str(path) in str(e.value) and 'allow-list' not in str(e.value)

@@ -22,8 +22,24 @@ visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 
 randomness = dict(seed=0, deterministic=False)
 
-# NaNLossHook stops on a non-finite loss before a bad checkpoint is written;
-# EpochSeedHook reseeds every epoch so `--resume` continues bit-exactly
-# (docs/reliability.md). A config that sets its own custom_hooks must list
-# them again: mmengine replaces lists instead of merging them.
-custom_hooks = [dict(type='NaNLossHook'), dict(type='EpochSeedHook')]
+# Declared once for every config (mmengine replaces lists, so a config that
+# sets its own custom_hooks must list them all again). Each hook that needs a
+# brick (ODConv2d, a PolyFocalLoss with omega='auto') warns once and does
+# nothing on a model without it.
+# - ImgSizeHook: the root `img_size` for every Resize (datasets base);
+# - NaNLossHook: stops on a non-finite loss before a bad checkpoint is written;
+# - EpochSeedHook: reseeds every epoch, so `--resume` continues bit-exactly
+#   (docs/reliability.md);
+# - ClassFrequencyOmegaHook: omega of eq. 11 from the training labels;
+# - ODConvTemperatureHook: ODConv's softmax temperature 30 -> 1 over the
+#   first 10 epochs (docs/dynamic_conv.md);
+# - TemperatureScalingHook: tools/test.py uses the temperature that
+#   tools/analysis_tools/fit_temperature.py stored in a checkpoint.
+custom_hooks = [
+    dict(type='ImgSizeHook'),
+    dict(type='NaNLossHook'),
+    dict(type='EpochSeedHook'),
+    dict(type='ClassFrequencyOmegaHook'),
+    dict(type='ODConvTemperatureHook', start=30., end=1., warmup_epochs=10),
+    dict(type='TemperatureScalingHook'),
+]

@@ -8,5 +8,3 @@ model = dict(
     backbone=dict(
         attention_cfg=dict(type='SE'), dy_stages=(), dropblock_cfg=None),
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss')))
-
-custom_hooks = [dict(type='NaNLossHook'), dict(type='EpochSeedHook')]

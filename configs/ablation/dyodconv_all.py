@@ -2,9 +2,3 @@
 _base_ = ['base_all.py']
 
 model = dict(backbone=dict(dy_stages=(2, 3), dy_cfg=dict(kernel_num=4)))
-
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='EpochSeedHook'),
-    dict(type='ODConvTemperatureHook', start=30., end=1., warmup_epochs=10),
-]

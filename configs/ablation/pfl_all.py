@@ -5,9 +5,3 @@ model = dict(
     head=dict(
         loss=dict(
             _delete_=True, type='PolyFocalLoss', gamma=2.0, omega='auto')))
-
-custom_hooks = [
-    dict(type='NaNLossHook'),
-    dict(type='EpochSeedHook'),
-    dict(type='ClassFrequencyOmegaHook'),
-]

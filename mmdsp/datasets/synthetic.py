@@ -19,7 +19,7 @@ import numpy as np
 
 from .blood_cells_all import CLASS_FOLDERS
 from mmdsp.utils.fileio import atomic_write_text, imwrite_atomic
-from .duplicates import grouped_stratified_split
+from .grouped_split import grouped_stratified_split
 
 __all__ = ['make_synthetic_all', 'draw_smear', 'CLASS_PARAMS']
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mmdsp.datasets.blood_cells_all import scan_class_folders
-from mmdsp.datasets.duplicates import (exact_duplicate_pairs, file_md5,
-                                       grouped_stratified_split,
-                                       split_targets)
+from mmdsp.datasets.duplicates import exact_duplicate_pairs, file_md5
+from mmdsp.datasets.grouped_split import (grouped_stratified_split,
+                                          split_targets)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FOLDERS = ('Benign', 'Early', 'Pre', 'Pro')

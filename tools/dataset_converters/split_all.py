@@ -22,8 +22,9 @@ import numpy as np
 
 from mmdsp.datasets.blood_cells_all import (CLASSES, check_image,
                                             scan_class_folders)
-from mmdsp.datasets.duplicates import (atomic_write_text, find_duplicates,
-                                       grouped_stratified_split)
+from mmdsp.datasets.duplicates import find_duplicates
+from mmdsp.datasets.grouped_split import grouped_stratified_split
+from mmdsp.utils.fileio import atomic_write_text
 
 SPLIT_NAMES = ('train', 'val', 'test')
 

@@ -75,12 +75,8 @@ opts=(
     "env_cfg.cudnn_benchmark=True"
 )
 [ "$AMP" = 1 ] && opts+=("val_cfg.fp16=True" "test_cfg.fp16=True")
-if [ -n "${IMG:-}" ]; then
-    # Resize is step 2 of both pipelines (configs/_base_/datasets).
-    for loader in train val test; do
-        opts+=("${loader}_dataloader.dataset.pipeline.2.scale=$IMG")
-    done
-fi
+# The input side: ImgSizeHook applies it to every pipeline.
+[ -n "${IMG:-}" ] && opts+=("img_size=$IMG")
 [ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
 # Training seed (the split keeps seed 0); paper_tables.py averages seeds.
 [ -n "${SEED:-}" ] && opts+=("randomness.seed=$SEED")

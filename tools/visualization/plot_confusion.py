@@ -1,4 +1,4 @@
-"""Figure 9: the test-set confusion matrix, from a tools/test.py run.
+"""Figure 9: the test-set confusion matrix, counts and recall, from tools/test.py.
 
 Usage::
 
@@ -95,8 +95,16 @@ def plot_confusion(matrix, classes, out, orientation='paper', title=None):
     fig = ConfusionMatrix.plot(
         cm, include_values=True, cmap='Blues', classes=classes, show=False)
     ax = fig.axes[0]
+    # Each true class's label carries its recall (the diagonal over its row
+    # of the true-by-predicted matrix), the figure's per-class summary.
+    counts = torch.as_tensor(matrix, dtype=torch.float64)
+    recall = counts.diag() / counts.sum(1).clamp(min=1)
+    labelled = [f'{c}\nrecall {100 * r:.0f}%' for c, r in zip(classes, recall)]
     if orientation == 'paper':
         ax.set(xlabel='True label', ylabel='Predicted label')
+        ax.set_xticklabels(labelled)
+    else:
+        ax.set_yticklabels(labelled)
     ax.set_title(title or 'Test set confusion matrix', pad=30)
     fig.savefig(out, dpi=150, bbox_inches='tight')
     plt.close(fig)

@@ -5,6 +5,7 @@ k-means, binarises the clustering and keeps the original pixels under the
 mask. Everything the paper leaves open (which cluster is "the cell", speed,
 odd input) is decided here and documented in ``docs/segmentation.md``.
 """
+import dataclasses
 import os.path as osp
 from numbers import Number
 from typing import Dict, Optional, Sequence, Union
@@ -15,10 +16,110 @@ from mmcv.transforms import BaseTransform
 from mmengine import fileio
 from mmpretrain.registry import TRANSFORMS
 
-__all__ = ['LabKMeansSegment', 'segment_lab_kmeans', 'apply_mask']
+__all__ = [
+    'LabKMeansSegment', 'SegmentOptions', 'segment_lab_kmeans', 'apply_mask'
+]
 
 # OpenCV's 8-bit LAB stores L * 255 / 100, a + 128 and b + 128.
 _AB_OFFSET = 128.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentOptions:
+    """The segmentation's tuning knobs, in one place.
+
+    :func:`segment_lab_kmeans` and :class:`LabKMeansSegment` take them as
+    keyword arguments (config keys), and ``segment_dataset.py``,
+    ``vis_segment.py`` and ``bench_segment.py`` as ``--cfg-options``.
+
+    Args:
+        k (int): Number of clusters. Defaults to 5.
+        attempts (int): k-means restarts; the most compact is kept.
+            Defaults to 2.
+        max_iter (int): k-means iterations per attempt. Defaults to 10.
+        epsilon (float): k-means convergence tolerance in LAB units.
+            Defaults to 1.0.
+        num_samples (int): About how many pixels (a regular grid) the
+            centres are fitted on. Defaults to 1024.
+        seed (int): Seed for ``cv2.setRNGSeed``. Defaults to 0.
+        lightness_weight (float): Weight of L against a*, b* in the distance.
+            Defaults to 0.5.
+        seed_min_a (float): Minimum CIE a* of the most purple centre for the
+            image to count as stained. Defaults to 15.
+        join_min_a (float): Minimum a* of further centres joined to the cell
+            mask. Defaults to 10.
+        join_rel_a (float): Further centres must also reach this fraction
+            of the seed centre's a*. Defaults to 0.5.
+        max_b (float): Seed and joined centres must have ``b* <= max_b``:
+            the stain is blue as well as red, pink plasma is not.
+            Defaults to -12.
+        join_max_dhue (float): A centre with ``a* >= join_min_a`` whose hue
+            angle ``atan2(-b*, a*)`` is within this many degrees of the
+            seed's also joins. Defaults to 6.
+        open_size (int): Elliptic opening kernel size; <= 1 disables.
+            Defaults to 3.
+        close_size (int): Elliptic closing kernel size; <= 1 disables.
+            Defaults to 5.
+        fill_holes (bool): Fill holes inside kept regions. Defaults to True.
+        min_component_ratio (float): Components smaller than this share of
+            the image are dropped. Defaults to 0.0005.
+        min_keep_ratio (float): Fall back below this kept share.
+            Defaults to 0.001.
+        max_keep_ratio (float): Fall back above this kept share.
+            Defaults to 0.9.
+        uniform_tol (float): Images whose sampled LAB values span at most
+            this much in every channel count as uniform. Defaults to 2.
+        work_scale (float): Segment a copy resized by this factor (INTER_AREA)
+            and scale the mask back; 0.5 is about 1.4x faster, edges
+            coarser (mask IoU 0.85 with full size on real smears). Kernel
+            sizes are at full resolution. Defaults to 1.0.
+    """
+    k: int = 5
+    attempts: int = 2
+    max_iter: int = 10
+    epsilon: float = 1.0
+    num_samples: int = 1024
+    seed: int = 0
+    lightness_weight: float = 0.5
+    seed_min_a: float = 15.0
+    join_min_a: float = 10.0
+    join_rel_a: float = 0.5
+    max_b: float = -12.0
+    join_max_dhue: float = 6.0
+    open_size: int = 3
+    close_size: int = 5
+    fill_holes: bool = True
+    min_component_ratio: float = 0.0005
+    min_keep_ratio: float = 0.001
+    max_keep_ratio: float = 0.9
+    uniform_tol: float = 2.0
+    work_scale: float = 1.0
+
+    def __post_init__(self):
+        if not (isinstance(self.k, int) and self.k >= 2):
+            raise ValueError(f'LabKMeansSegment: k must be an int >= 2, '
+                             f'got {self.k!r}')
+        if not (isinstance(self.attempts, int) and self.attempts >= 1):
+            raise ValueError(f'LabKMeansSegment: attempts must be an int '
+                             f'>= 1, got {self.attempts!r}')
+        if not 0 <= self.min_keep_ratio < self.max_keep_ratio <= 1:
+            raise ValueError(
+                'LabKMeansSegment: need 0 <= min_keep_ratio < max_keep_ratio '
+                f'<= 1, got {self.min_keep_ratio!r}, {self.max_keep_ratio!r}')
+        if not 0 < self.work_scale <= 1:
+            raise ValueError('LabKMeansSegment: work_scale must be in (0, 1], '
+                             f'got {self.work_scale!r}')
+
+    @classmethod
+    def make(cls, **options) -> 'SegmentOptions':
+        """Build from keyword options; an unknown key is named with the
+        known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f'LabKMeansSegment: unknown option(s) '
+                            f'{unknown}; the options are {sorted(known)}')
+        return cls(**options)
 
 _TO_BGR = {
     ('bgr', 1): cv2.COLOR_GRAY2BGR,
@@ -117,29 +218,14 @@ def _clean_components(mask: np.ndarray, min_area: float,
     return out
 
 
-def segment_lab_kmeans(img: np.ndarray,
-                       channel_order: str = 'bgr',
-                       k: int = 5,
-                       attempts: int = 2,
-                       max_iter: int = 10,
-                       epsilon: float = 1.0,
-                       num_samples: int = 1024,
-                       seed: int = 0,
-                       lightness_weight: float = 0.5,
-                       seed_min_a: float = 15.0,
-                       join_min_a: float = 10.0,
-                       join_rel_a: float = 0.5,
-                       max_b: float = -12.0,
-                       join_max_dhue: float = 6.0,
-                       open_size: int = 3,
-                       close_size: int = 5,
-                       fill_holes: bool = True,
-                       min_component_ratio: float = 0.0005,
-                       min_keep_ratio: float = 0.001,
-                       max_keep_ratio: float = 0.9,
-                       uniform_tol: float = 2.0,
-                       work_scale: float = 1.0):
-    """Segment stained lymphocytes; see :class:`LabKMeansSegment` for Args.
+def segment_lab_kmeans(img: np.ndarray, channel_order: str = 'bgr',
+                       **options):
+    """Segment stained lymphocytes.
+
+    Args:
+        img (np.ndarray): H x W or H x W x C image of any dtype.
+        channel_order (str): ``'bgr'`` or ``'rgb'``. Defaults to ``'bgr'``.
+        **options: :class:`SegmentOptions` fields.
 
     Returns:
         tuple: ``(mask, fallback_reason)``. ``mask`` is an H x W uint8 array,
@@ -148,40 +234,42 @@ def segment_lab_kmeans(img: np.ndarray,
         ``'unsupported_input'``, ``'too_few_pixels'``, ``'uniform'``,
         ``'no_stain'``, ``'empty_mask'``, ``'mask_too_large'``.
     """
+    o = SegmentOptions.make(**options)
     h, w = img.shape[:2]
     full = np.full((h, w), 255, np.uint8)
     bgr = _to_bgr_uint8(img, channel_order)
     if bgr is None:
         return full, 'unsupported_input'
-    if h * w < k:
+    if h * w < o.k:
         return full, 'too_few_pixels'
-    if work_scale != 1.0 and min(h, w) * work_scale >= 8:
-        wh = (max(1, round(w * work_scale)), max(1, round(h * work_scale)))
+    if o.work_scale != 1.0 and min(h, w) * o.work_scale >= 8:
+        wh = (max(1, round(w * o.work_scale)),
+              max(1, round(h * o.work_scale)))
         bgr = cv2.resize(bgr, wh, interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
     hw = lab.shape[0] * lab.shape[1]
 
-    stride = max(1, int(np.sqrt(hw / max(num_samples, k))))
+    stride = max(1, int(np.sqrt(hw / max(o.num_samples, o.k))))
     samples = lab[::stride, ::stride].reshape(-1, 3).astype(np.float32)
-    if len(samples) < k:
+    if len(samples) < o.k:
         samples = lab.reshape(-1, 3).astype(np.float32)
-    if np.ptp(samples, axis=0).max() <= uniform_tol:
+    if np.ptp(samples, axis=0).max() <= o.uniform_tol:
         return full, 'uniform'
     # Down-weighting L makes the clusters follow stain (a*, b*) more than
     # brightness, which otherwise splits the pale background several ways.
-    weights = np.array([lightness_weight, 1., 1.], np.float32)
-    cv2.setRNGSeed(seed)
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, max_iter,
-                epsilon)
-    _, _, centres = cv2.kmeans(samples * weights, k, None, criteria, attempts,
-                               cv2.KMEANS_PP_CENTERS)
+    weights = np.array([o.lightness_weight, 1., 1.], np.float32)
+    cv2.setRNGSeed(o.seed)
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER,
+                o.max_iter, o.epsilon)
+    _, _, centres = cv2.kmeans(samples * weights, o.k, None, criteria,
+                               o.attempts, cv2.KMEANS_PP_CENTERS)
     a_star = centres[:, 1] - _AB_OFFSET
     b_star = centres[:, 2] - _AB_OFFSET
     # Giemsa/Wright-stained lymphocyte nuclei are purple: red (+a*) and blue
     # (-b*) at once; red cells and plasma are grey, pink or yellow.
     purple = a_star - b_star
     top = int(np.argmax(purple))
-    stained = (a_star >= seed_min_a) & (b_star <= max_b)
+    stained = (a_star >= o.seed_min_a) & (b_star <= o.max_b)
     if not stained[top]:
         return full, 'no_stain'
     # Pale cytoplasm and cell rims form their own, less red clusters. They
@@ -190,34 +278,35 @@ def segment_lab_kmeans(img: np.ndarray,
     # next to small dark lymphocytes in benign smears). The bluer red cells
     # of Pre-B smears are weakly red *and* 10-15 degrees bluer.
     hue = np.degrees(np.arctan2(-b_star, a_star))
-    join_a = max(join_min_a, join_rel_a * a_star[top])
+    join_a = max(o.join_min_a, o.join_rel_a * a_star[top])
     selected = [top] + [
-        i for i in range(k)
-        if i != top and b_star[i] <= max_b and a_star[i] >= join_min_a and
-        (a_star[i] >= join_a or abs(hue[i] - hue[top]) <= join_max_dhue)
+        i for i in range(o.k)
+        if i != top and b_star[i] <= o.max_b and a_star[i] >= o.join_min_a and
+        (a_star[i] >= join_a or abs(hue[i] - hue[top]) <= o.join_max_dhue)
     ]
     mask = _nearest_centre_mask(lab, centres, weights, selected)
     # Kernel sizes are given at full resolution; an even size would shift
     # the mask (OpenCV anchors it off-centre), hence ``| 1``.
     scale = lab.shape[0] / h
-    open_size = int(round(open_size * scale)) | 1 if open_size > 1 else 1
-    close_size = int(round(close_size * scale)) | 1 if close_size > 1 else 1
-    if open_size > 1:
+    open_px = int(round(o.open_size * scale)) | 1 if o.open_size > 1 else 1
+    close_px = (int(round(o.close_size * scale)) | 1
+                if o.close_size > 1 else 1)
+    if open_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                           (open_size, open_size))
+                                           (open_px, open_px))
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-    if close_size > 1:
+    if close_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                           (close_size, close_size))
+                                           (close_px, close_px))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    mask = _clean_components(mask, min_component_ratio * hw, fill_holes)
+    mask = _clean_components(mask, o.min_component_ratio * hw, o.fill_holes)
     if mask.shape != (h, w):
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
         mask = cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1]
     kept = cv2.countNonZero(mask) / float(h * w)
-    if kept < min_keep_ratio:
+    if kept < o.min_keep_ratio:
         return full, 'empty_mask'
-    if kept > max_keep_ratio:
+    if kept > o.max_keep_ratio:
         return full, 'mask_too_large'
     return mask, None
 
@@ -300,47 +389,6 @@ class LabKMeansSegment(BaseTransform):
     - seg_fallback_reason (str | None)
 
     Args:
-        k (int): Number of clusters. Defaults to 5.
-        attempts (int): k-means restarts; the most compact is kept.
-            Defaults to 2.
-        max_iter (int): k-means iterations per attempt. Defaults to 10.
-        epsilon (float): k-means convergence tolerance in LAB units.
-            Defaults to 1.0.
-        num_samples (int): About how many pixels (a regular grid) the
-            centres are fitted on. Defaults to 1024.
-        seed (int): Seed for ``cv2.setRNGSeed``. Defaults to 0.
-        lightness_weight (float): Weight of L against a*, b* in the distance.
-            Defaults to 0.5.
-        seed_min_a (float): Minimum CIE a* of the most purple centre for the
-            image to count as stained. Defaults to 15.
-        join_min_a (float): Minimum a* of further centres joined to the cell
-            mask. Defaults to 10.
-        join_rel_a (float): Further centres must also reach this fraction
-            of the seed centre's a*. Defaults to 0.5.
-        max_b (float): Seed and joined centres must have ``b* <= max_b``:
-            the stain is blue as well as red, pink plasma is not.
-            Defaults to -12.
-        join_max_dhue (float): A centre with ``a* >= join_min_a`` whose hue
-            angle ``atan2(-b*, a*)`` is within this many degrees of the
-            seed's also joins. Defaults to 6.
-        open_size (int): Elliptic opening kernel size; <= 1 disables.
-            Defaults to 3.
-        close_size (int): Elliptic closing kernel size; <= 1 disables.
-            Defaults to 5.
-        fill_holes (bool): Fill holes inside kept regions. Defaults to True.
-        min_component_ratio (float): Components smaller than this share of
-            the image are dropped. Defaults to 0.0005.
-        min_keep_ratio (float): Fall back below this kept share.
-            Defaults to 0.001.
-        max_keep_ratio (float): Fall back above this kept share.
-            Defaults to 0.9.
-        uniform_tol (float): Images whose sampled LAB values span at most
-            this much in every channel count as uniform. Defaults to 2.
-        work_scale (float): Segment a copy resized by this factor (INTER_AREA)
-            and scale the mask back; 0.5 is about 1.4x faster, edges
-            coarser (mask IoU 0.85 with full size on real smears). Kernel
-            sizes are at full resolution.
-            Defaults to 1.0.
         fill_value (Number | Sequence[Number]): Background value, in the
             image's channel order. Defaults to 0.
         channel_order (str): ``'bgr'`` (LoadImageFromFile's default) or
@@ -354,52 +402,23 @@ class LabKMeansSegment(BaseTransform):
             Defaults to ``'segment'``.
         backend_args (dict, optional): mmengine file backend arguments for
             reading cached masks.
+        **seg_options: The segmentation's knobs, :class:`SegmentOptions`
+            (``k``, ``num_samples``, ``work_scale``, ...).
     """
 
     def __init__(self,
-                 k: int = 5,
-                 attempts: int = 2,
-                 max_iter: int = 10,
-                 epsilon: float = 1.0,
-                 num_samples: int = 1024,
-                 seed: int = 0,
-                 lightness_weight: float = 0.5,
-                 seed_min_a: float = 15.0,
-                 join_min_a: float = 10.0,
-                 join_rel_a: float = 0.5,
-                 max_b: float = -12.0,
-                 join_max_dhue: float = 6.0,
-                 open_size: int = 3,
-                 close_size: int = 5,
-                 fill_holes: bool = True,
-                 min_component_ratio: float = 0.0005,
-                 min_keep_ratio: float = 0.001,
-                 max_keep_ratio: float = 0.9,
-                 uniform_tol: float = 2.0,
-                 work_scale: float = 1.0,
                  fill_value: Union[Number, Sequence[Number]] = 0,
                  channel_order: str = 'bgr',
                  cache_dir: Optional[str] = None,
                  src_root: Optional[str] = None,
                  mask_suffix: str = '_mask.png',
                  on_cache_miss: str = 'segment',
-                 backend_args: Optional[dict] = None) -> None:
-        if not (isinstance(k, int) and k >= 2):
-            raise ValueError(f'LabKMeansSegment: k must be an int >= 2, '
-                             f'got {k!r}')
-        if not (isinstance(attempts, int) and attempts >= 1):
-            raise ValueError(f'LabKMeansSegment: attempts must be an int '
-                             f'>= 1, got {attempts!r}')
+                 backend_args: Optional[dict] = None,
+                 **seg_options) -> None:
+        self.options = SegmentOptions.make(**seg_options)
         if channel_order not in ('bgr', 'rgb'):
             raise ValueError(f"LabKMeansSegment: channel_order must be 'bgr' "
                              f"or 'rgb', got {channel_order!r}")
-        if not 0 <= min_keep_ratio < max_keep_ratio <= 1:
-            raise ValueError(
-                'LabKMeansSegment: need 0 <= min_keep_ratio < max_keep_ratio '
-                f'<= 1, got {min_keep_ratio!r}, {max_keep_ratio!r}')
-        if not 0 < work_scale <= 1:
-            raise ValueError('LabKMeansSegment: work_scale must be in (0, 1], '
-                             f'got {work_scale!r}')
         if not isinstance(fill_value, Number):
             fill_value = tuple(fill_value)
         if on_cache_miss not in ('segment', 'error'):
@@ -409,26 +428,7 @@ class LabKMeansSegment(BaseTransform):
             raise ValueError('LabKMeansSegment: src_root (the image root the '
                              'cache was built from) is required with '
                              'cache_dir')
-        self.seg_cfg = dict(k=k,
-                            attempts=attempts,
-                            max_iter=max_iter,
-                            epsilon=epsilon,
-                            num_samples=num_samples,
-                            seed=seed,
-                            lightness_weight=lightness_weight,
-                            seed_min_a=seed_min_a,
-                            join_min_a=join_min_a,
-                            join_rel_a=join_rel_a,
-                            max_b=max_b,
-                            join_max_dhue=join_max_dhue,
-                            open_size=open_size,
-                            close_size=close_size,
-                            fill_holes=fill_holes,
-                            min_component_ratio=min_component_ratio,
-                            min_keep_ratio=min_keep_ratio,
-                            max_keep_ratio=max_keep_ratio,
-                            uniform_tol=uniform_tol,
-                            work_scale=work_scale)
+        self.seg_cfg = dataclasses.asdict(self.options)
         self.fill_value = fill_value
         self.channel_order = channel_order
         self.cache_dir = cache_dir

@@ -1,4 +1,5 @@
 """Seed every epoch from (seed, epoch) so that ``--resume`` is exact."""
+import logging
 import random
 from functools import partial
 
@@ -89,7 +90,7 @@ class EpochSeedHook(Hook):
                 'resumed run will not reproduce the uninterrupted one. Set '
                 'train_dataloader.persistent_workers=False for exact resume.',
                 logger='current',
-                level='WARNING')
+                level=logging.WARNING)
 
     def before_train_epoch(self, runner) -> None:
         seed = runner.seed

@@ -1,0 +1,337 @@
+"""The recipe study of the CPU proxy: which training recipe, and does DSP win?
+
+Usage::
+
+    # run what is missing (resumable: one result file per finished run)
+    python tools/analysis_tools/recipe_study.py run work_dirs/recipe_study \
+        --models efficientnetv2-b0 --variants paper no_seg flips_only --seeds 0 1 2
+    # rebuild the table from whatever results exist
+    python tools/analysis_tools/recipe_study.py report work_dirs/recipe_study
+
+Every run is EfficientNetV2-B0 or EfficientNet-DSP-B0 at 128 px, fp32, on the
+leak-free split (``splits/all_leukemia``), trained with our ``tools/train.py``
+and its best validation checkpoint tested with ``tools/test.py``, one run at a
+time. A variant is a small function that edits the proxy config (below, the
+table ``VARIANTS``); the merged config is written into the run's folder, so
+each result says exactly what ran. A finished run leaves
+``results/<model>__<variant>__seed<k>.json`` (test metrics, every test
+image's prediction, best epoch, wall time); ``run`` skips those, so a study
+cut short continues where it stopped, and ``report`` prints mean +- sample
+std over seeds and, against ``--baseline``, the paired difference (same
+seeds, same test images) with its 95 % bootstrap interval, resampling test
+images (:func:`mmdsp.evaluation.paired_bootstrap_ci`).
+
+Data: ``$MMDSP_DATA_ROOT``, else ``../shared/data/all_leukemia/Original``.
+Masks are segmented once into ``<out>/seg_cache`` (``segment_dataset.py``),
+and the ``expanded`` variant's 12,314-image training set is made once into
+``<out>/expanded`` (``expand_train.py``).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+MODELS = {
+    'efficientnetv2-b0': 'configs/efficientnetv2-s_all.py',
+    'effdsp-b0': 'configs/effdsp_all.py',
+}
+EPOCHS = 12  # the proxy's budget (docs/experiments.md section 6)
+IMG = 128
+EXPANDED_SIZE = 12314  # paper section 4.1
+TRAIN_SIZE = 2280  # splits/all_leukemia/train.txt
+
+
+def _drop(cfg, step_type):
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[name]['dataset']
+        ds['pipeline'] = [s for s in ds['pipeline'] if s['type'] != step_type]
+
+
+def _step(cfg, step_type):
+    return next(s for s in cfg.train_dataloader.dataset.pipeline
+                if s['type'] == step_type)
+
+
+def _epochs(cfg, epochs, temperature_epochs=None):
+    """Schedule of ``epochs``: 3-epoch warm-up (fewer when short), cosine."""
+    warm = min(3, max(epochs - 1, 1))
+    cfg.train_cfg.max_epochs = epochs
+    cfg.param_scheduler[0]['end'] = warm
+    cfg.param_scheduler[1]['begin'] = warm
+    cfg.param_scheduler[1]['end'] = epochs
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'ODConvTemperatureHook':
+            # The same share of training as the proxy's 10 of 12 epochs.
+            hook['warmup_epochs'] = (temperature_epochs if temperature_epochs
+                                     is not None else 10 * epochs / EPOCHS)
+
+
+def paper(cfg, out):
+    """The shipped recipe: segmentation, rotation (pad 0), noise."""
+
+
+def no_seg(cfg, out):
+    """Background removal off, in the train and test pipelines alike."""
+    _drop(cfg, 'LabKMeansSegment')
+
+
+def no_seg_rotate_fill(cfg, out):
+    """Segmentation off; the rotation pads with a smear-like colour instead
+    of black (with segmentation on, black is the removed background)."""
+    no_seg(cfg, out)
+    # BGR mean of the 8-pixel borders of every 4th real image (814 of the
+    # 3256), as LoadImageFromFile reads them (measured: 237, 209, 204).
+    _step(cfg, 'Rotate')['pad_val'] = (237, 209, 204)
+
+
+def no_rotate(cfg, out):
+    """No rotation, so no padded corners."""
+    _drop(cfg, 'Rotate')
+
+
+def no_noise(cfg, out):
+    """Gaussian noise off."""
+    _drop(cfg, 'RandomGaussianNoise')
+
+
+def flips_only(cfg, out):
+    """What MMPretrain alone would use: flips; no segmentation, rotation or
+    noise."""
+    for step in ('LabKMeansSegment', 'Rotate', 'RandomGaussianNoise'):
+        _drop(cfg, step)
+
+
+def long(cfg, out):
+    """The shipped recipe for twice the iterations."""
+    _epochs(cfg, 2 * EPOCHS)
+
+
+def expanded(cfg, out):
+    """The paper's offline 12,314-image training set (segmentation, rotation,
+    flips and noise baked in), for about the proxy's number of iterations:
+    2 passes of 12,314 = 24,628 images against 12 x 2,280 = 27,360."""
+    cfg.train_dataloader.dataset.data_root = osp.join(out, 'expanded')
+    cfg.train_dataloader.dataset.ann_file = osp.join(out, 'expanded',
+                                                     'train.txt')
+    # The copies are already augmented and segmented: flips only online.
+    cfg.train_dataloader.dataset.pipeline = [
+        s for s in cfg.train_dataloader.dataset.pipeline
+        if s['type'] in ('LoadImageFromFile', 'Resize', 'RandomFlip',
+                         'PackInputs')
+    ]
+    _epochs(cfg, 2)
+
+
+VARIANTS = {f.__name__: f for f in (paper, no_seg, no_seg_rotate_fill,
+                                    no_rotate, no_noise, flips_only, long,
+                                    expanded)}
+
+
+def data_root():
+    return osp.abspath(os.environ.get(
+        'MMDSP_DATA_ROOT', osp.join(ROOT, '..', 'shared', 'data',
+                                    'all_leukemia', 'Original')))
+
+
+def run_name(model, variant, seed):
+    return f'{model}__{variant}__seed{seed}'
+
+
+def build_config(model, variant, seed, out):
+    """The merged config of one run (mmengine Config)."""
+    from mmengine.config import Config
+    import mmdsp  # noqa: F401  (mmdsp:: bases, registries)
+    cfg = Config.fromfile(osp.join(ROOT, MODELS[model]))
+    cfg.model.backbone.arch = 'b0'
+    cfg.img_size = IMG
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    _epochs(cfg, EPOCHS)
+    VARIANTS[variant](cfg, out)
+    return cfg
+
+
+def _prepare(out, variants):
+    py, data = sys.executable, data_root()
+    seg = osp.join(out, 'seg_cache')
+    if not osp.isfile(osp.join(seg, '.done')):
+        subprocess.run([py, 'tools/dataset_converters/segment_dataset.py',
+                        data, seg, '--workers', '2'], cwd=ROOT, check=True)
+        open(osp.join(seg, '.done'), 'w').close()
+    if 'expanded' in variants and not osp.isfile(
+            osp.join(out, 'expanded', 'train.txt')):
+        subprocess.run([py, 'tools/dataset_converters/expand_train.py', data,
+                        'splits/all_leukemia/train.txt',
+                        osp.join(out, 'expanded'), '--target',
+                        str(EXPANDED_SIZE), '--workers', '2'], cwd=ROOT,
+                       check=True)
+    return dict(os.environ, MMDSP_DATA_ROOT=data, MMDSP_SEG_CACHE=seg)
+
+
+def run_one(model, variant, seed, out, env):
+    """Train and test one run; write its result file last (atomically)."""
+    name = run_name(model, variant, seed)
+    work = osp.join(out, 'runs', name)
+    os.makedirs(work, exist_ok=True)
+    cfg = build_config(model, variant, seed, out)
+    cfg_path = osp.join(work, 'config.py')
+    cfg.dump(cfg_path)
+    py = sys.executable
+    start = time.time()
+    with open(osp.join(work, 'train.log'), 'w') as log:
+        subprocess.run([py, 'tools/train.py', cfg_path, '--work-dir', work],
+                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                       check=True)
+    train_s = time.time() - start
+    best = max((osp.join(work, f) for f in os.listdir(work)
+                if f.startswith('best_') and f.endswith('.pth')),
+               key=osp.getmtime)
+    preds = osp.join(work, 'test_predictions.pkl')
+    with open(osp.join(work, 'test.log'), 'w') as log:
+        subprocess.run([py, 'tools/test.py', cfg_path, best, '--work-dir',
+                        work, '--out', preds], cwd=ROOT, env=env, stdout=log,
+                       stderr=subprocess.STDOUT, check=True)
+    with open(preds, 'rb') as f:
+        samples = pickle.load(f)
+    sys.path.insert(0, ROOT)
+    from mmdsp.utils import work_dir_logs
+    metrics = work_dir_logs.read_test_results(work)[-1]['metrics']
+    result = dict(
+        model=model, variant=variant, seed=seed, checkpoint=osp.basename(best),
+        train_seconds=round(train_s, 1),
+        total_seconds=round(time.time() - start, 1),
+        metrics={k: v for k, v in metrics.items()
+                 if not k.startswith('confusion')},
+        gt=[int(s['gt_label'][0]) for s in samples],
+        pred=[int(s['pred_label'][0]) for s in samples])
+    path = osp.join(out, 'results', name + '.json')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(result, f)
+    os.replace(path + '.tmp', path)
+    return result
+
+
+def load_results(out):
+    folder = osp.join(out, 'results')
+    if not osp.isdir(folder):
+        return []
+    results = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.json'):
+            with open(osp.join(folder, name)) as f:
+                results.append(json.load(f))
+    return results
+
+
+def macro_f1(pred, gt, num_classes=4):
+    """MMPretrain's macro F1: the mean of the per-class F1 scores (%)."""
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    f1 = []
+    for c in range(num_classes):
+        tp = np.sum((pred == c) & (gt == c))
+        p = tp / max(np.sum(pred == c), 1)
+        r = tp / max(np.sum(gt == c), 1)
+        f1.append(0. if p + r == 0 else 2 * p * r / (p + r))
+    return 100 * float(np.mean(f1))
+
+
+def _mean_std(values):
+    values = np.asarray(values, float)
+    std = values.std(ddof=1) if len(values) > 1 else 0.
+    return f'{values.mean():.2f} ± {std:.2f}'
+
+
+def report(out, baseline='paper', n_resamples=2000):
+    """The study's table as markdown lines, from the result files."""
+    from mmdsp.evaluation import paired_bootstrap_ci
+    results = load_results(out)
+    by = {}
+    for r in results:
+        by.setdefault((r['model'], r['variant']), {})[r['seed']] = r
+    lines = [
+        f'| model | variant | n | accuracy | macro F1 | Δ accuracy vs '
+        f'{baseline} [95 % CI] | Δ macro F1 [95 % CI] | train min/run |',
+        '|---|---|---|---|---|---|---|---|'
+    ]
+
+    def per_seed_f1(pred, gt):
+        return np.mean([macro_f1(pred[:, j], gt[:, j])
+                        for j in range(pred.shape[1])])
+
+    def accuracy(pred, gt):
+        return 100 * float(np.mean(pred == gt))
+
+    for (model, variant), runs in sorted(by.items()):
+        seeds = sorted(runs)
+        acc = [100 * np.mean(np.equal(runs[s]['pred'], runs[s]['gt']))
+               for s in seeds]
+        f1 = [macro_f1(runs[s]['pred'], runs[s]['gt']) for s in seeds]
+        diff_acc = diff_f1 = '-'
+        base = by.get((model, baseline), {})
+        shared = [s for s in seeds if s in base]
+        if variant != baseline and shared:
+            # Test images x seeds, paired by seed and image.
+            def stack(rs, key):
+                return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
+
+            a = (stack(runs, 'pred'), stack(runs, 'gt'))
+            b = (stack(base, 'pred'), stack(base, 'gt'))
+            for fn, slot in ((accuracy, 'acc'), (per_seed_f1, 'f1')):
+                ci = paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
+                text = (f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
+                        f' (n={len(shared)})')
+                if slot == 'acc':
+                    diff_acc = text
+                else:
+                    diff_f1 = text
+        minutes = np.mean([runs[s]['train_seconds'] for s in seeds]) / 60
+        lines.append(f'| {model} | {variant} | {len(seeds)} | '
+                     f'{_mean_std(acc)} | {_mean_std(f1)} | {diff_acc} | '
+                     f'{diff_f1} | {minutes:.1f} |')
+    total = sum(r['total_seconds'] for r in results) / 3600
+    lines.append('')
+    lines.append(f'{len(results)} runs, {total:.2f} h of wall-clock in all.')
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='cmd', required=True)
+    run_p = sub.add_parser('run', help='run the missing runs')
+    run_p.add_argument('out')
+    run_p.add_argument('--models', nargs='+', default=list(MODELS),
+                       choices=list(MODELS))
+    run_p.add_argument('--variants', nargs='+', default=list(VARIANTS),
+                       choices=list(VARIANTS))
+    run_p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    rep_p = sub.add_parser('report', help='print the table')
+    rep_p.add_argument('out')
+    rep_p.add_argument('--baseline', default='paper', choices=list(VARIANTS))
+    args = parser.parse_args(argv)
+    out = osp.abspath(args.out)
+    if args.cmd == 'report':
+        print('\n'.join(report(out, args.baseline)))
+        return
+    env = _prepare(out, args.variants)
+    # Seeds outermost: every variant gets its first seed before any third.
+    for seed in args.seeds:
+        for variant in args.variants:
+            for model in args.models:
+                name = run_name(model, variant, seed)
+                if osp.isfile(osp.join(out, 'results', name + '.json')):
+                    continue
+                print(f'[{time.strftime("%H:%M:%S")}] {name}', flush=True)
+                r = run_one(model, variant, seed, out, env)
+                print(f'  test accuracy {r["metrics"]["accuracy/top1"]:.2f} '
+                      f'({r["train_seconds"] / 60:.1f} min)', flush=True)
+
+
+if __name__ == '__main__':
+    main()
