@@ -3,7 +3,7 @@
 #               synthetic data set (no download, a few CPU minutes)
 #   make test   runs the test-suite
 # and, with the real data beside the checkout,
-#   make quick-real   trains and tests EfficientNet-DSP-B0 on it (CPU, ~25 min)
+#   make quick-real   trains and tests EfficientNet-DSP-B0 on it (CPU, ~22 min)
 # Both create or reuse the virtualenv .venv with the stack pinned in
 # requirements/runtime.txt and mmdsp installed in editable mode.
 PYTHON ?= python3
@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PY) tools/demo.py --data $(DEMO_DATA) --work-dir $(DEMO_WORK)
 
 # EfficientNet-DSP-B0 on the real data ($$MMDSP_DATA_ROOT, else
-# ../shared/data/all_leukemia/Original): about 25 min on a 2-core CPU.
+# ../shared/data/all_leukemia/Original): about 22 min on a 2-core CPU.
 quick-real: $(STAMP)
 	$(PY) tools/train.py $(QUICK_CFG) --work-dir $(QUICK_WORK)
 	$(PY) tools/test.py $(QUICK_CFG) \

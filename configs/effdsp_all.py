@@ -2,7 +2,5 @@
 # row of table 4. Train: python tools/train.py configs/effdsp_all.py
 _base_ = [
     '_base_/models/efficientnet_dsp_s.py',
-    '_base_/datasets/all_leukemia.py',
-    '_base_/schedules/all_100e.py',
-    '_base_/default_runtime.py',
+    '_base_/all_leukemia_100e.py',
 ]

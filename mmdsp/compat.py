@@ -74,6 +74,8 @@ KNOWN_WARNINGS = (
 KNOWN_LOG_MESSAGES = (
     '"FileClient" will be deprecated in future.',
     '"HardDiskBackend" is the alias of "LocalBackend"',
+    # MMPretrain's tools/test.py --out adds this metric without a prefix.
+    'The prefix is not set in metric class DumpResults.',
 )
 
 

@@ -139,6 +139,19 @@ def val_metrics(work_dir, key='accuracy/top1'):
     return out
 
 
+def write_tiny_config(root, data_root):
+    """A copy of ``tiny_resnet.py`` whose three loaders read ``data_root``
+    (train, val and test alike); returns its path."""
+    path = osp.join(str(root), 'tiny.py')
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{osp.join(CONFIG_DIR, "tiny_resnet.py")!r}]\n'
+                f'data_root = {str(data_root)!r}\n'
+                'train_dataloader = dict(dataset=dict(data_root=data_root))\n'
+                'val_dataloader = train_dataloader\n'
+                'test_dataloader = train_dataloader\n')
+    return path
+
+
 def load_weights(path):
     return torch.load(path, map_location='cpu')['state_dict']
 
@@ -162,13 +175,16 @@ def tools():
     """The helpers above; test modules cannot import a conftest under
     pytest's ``--import-mode=importlib`` (setup.cfg), so they get them
     here."""
-    return SimpleNamespace(config=lambda name: osp.join(CONFIG_DIR, name),
-                           env=tool_env,
-                           cmd=tool_cmd,
-                           run=run_tool,
-                           load=load_tool,
-                           write_tree=write_image_tree,
-                           free_port=free_port,
-                           val_metrics=val_metrics,
-                           load_weights=load_weights,
-                           repo_root=REPO_ROOT)
+    return SimpleNamespace(**{
+        'config': lambda name: osp.join(CONFIG_DIR, name),
+        'env': tool_env,
+        'cmd': tool_cmd,
+        'run': run_tool,
+        'load': load_tool,
+        'write_tree': write_image_tree,
+        'tiny_config': write_tiny_config,
+        'free_port': free_port,
+        'val_metrics': val_metrics,
+        'load_weights': load_weights,
+        'repo_root': REPO_ROOT,
+    })

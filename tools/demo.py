@@ -9,8 +9,11 @@ so the demo doubles as a walk-through of the tools:
 
 1. ``tools/dataset_converters/make_synthetic_all.py``: the synthetic smears;
 2. ``tools/train.py`` and ``tools/test.py`` with ``configs/demo/``;
-3. ``tools/visualization/plot_curves.py`` and ``plot_confusion.py``;
-4. ``tools/predict.py``: a CSV for the test images, and a Grad-CAM overlay
+3. ``tools/analysis_tools/fit_temperature.py``: temperature scaling and the
+   reject thresholds, fitted on the validation split;
+4. ``tools/visualization/plot_curves.py``, ``plot_confusion.py`` and
+   ``plot_reliability.py``;
+5. ``tools/predict.py``: a CSV for the test images, and a Grad-CAM overlay
    for the first test image of each class.
 
 It ends with a short summary: the test accuracy, the time, and each file left
@@ -27,11 +30,17 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = 'configs/demo/effdsp_synthetic.py'
+# 500 smears per class (1400/400/200 split), drawn at 96 px with every class
+# range halved about its centre (docs/training.md).
+DRAW = ('--num-per-class', 500, '--size', 96, '--spread', 0.5)
 
 
 def run(cmd, env, quiet=False):
     """Run one tool from the repository root; stop the demo if it fails."""
-    print('$ ' + ' '.join(shlex.quote(str(c)) for c in cmd), flush=True)
+    shown = [shlex.quote(str(c)) for c in cmd[:12]]
+    if len(cmd) > 12:
+        shown.append(f'... ({len(cmd) - 12} more paths)')
+    print('$ ' + ' '.join(shown), flush=True)
     out = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE if quiet else None,
                          stderr=subprocess.STDOUT if quiet else None,
@@ -57,23 +66,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data', default='data/synthetic_all')
     parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--num-per-class', type=int, default=260,
-                        help='images drawn per class (7:2:1 split)')
-    parser.add_argument('--size', type=int, default=96,
-                        help='side of the drawn images')
     args = parser.parse_args(argv)
     start = time.perf_counter()
     py = sys.executable
     data, work = osp.abspath(args.data), osp.abspath(args.work_dir)
     env = dict(os.environ, MMDSP_DEMO_DATA=data)
 
-    run([py, 'tools/dataset_converters/make_synthetic_all.py', data,
-         '--num-per-class', args.num_per_class, '--size', args.size], env)
+    run([py, 'tools/dataset_converters/make_synthetic_all.py', data, *DRAW],
+        env)
     run([py, 'tools/train.py', CONFIG, '--work-dir', work], env)
-    best = max(glob.glob(osp.join(work, 'best_*.pth')),
-               key=osp.getmtime)
+    trained = max((p for p in glob.glob(osp.join(work, 'best_*.pth'))
+                   if not p.endswith('_calibrated.pth')), key=osp.getmtime)
+    # Temperature and reject thresholds from the validation split; the
+    # calibrated copy is what the remaining steps use.
+    best = osp.splitext(trained)[0] + '_calibrated.pth'
+    calibration = run([py, 'tools/analysis_tools/fit_temperature.py', CONFIG,
+                       trained, '--out', best, '--no-test'], env, quiet=True)
+    print(''.join(line for line in calibration.splitlines(True)
+                  if line.startswith('Temperature T')), end='')
+    preds = osp.join(work, 'test_predictions.pkl')
     run([py, 'tools/test.py', CONFIG, best, '--work-dir', work, '--out',
-         osp.join(work, 'test_predictions.pkl')], env)
+         preds], env)
 
     curves = osp.join(work, 'training_curves.png')
     confusion = osp.join(work, 'confusion_matrix.png')
@@ -81,6 +94,9 @@ def main(argv=None):
          '--with-val'], env, quiet=True)
     run([py, 'tools/visualization/plot_confusion.py', work, '--out',
          confusion], env, quiet=True)
+    reliability = osp.join(work, 'reliability.png')
+    run([py, 'tools/visualization/plot_reliability.py', preds, '--out',
+         reliability], env, quiet=True)
     csv_path = osp.join(work, 'test_predictions.csv')
     run([py, 'tools/predict.py', CONFIG, best, '--out', csv_path,
          '--no-progress'] + test_images(data), env, quiet=True)
@@ -100,15 +116,16 @@ def main(argv=None):
     files = [
         (curves, 'training loss and accuracy, validation accuracy per epoch'),
         (confusion, 'test confusion matrix: counts, recall of each class'),
-        (csv_path, 'one row per test image: class probabilities, prediction'),
+        (reliability, 'calibration on the test set: confidence vs accuracy'),
+        (csv_path, 'one row per test image: probabilities, prediction, flags'),
         (cam_dir, 'Grad-CAM overlay of one test image per class (*_cam.png)'),
-        (best, 'best checkpoint (validation accuracy)'),
-        (osp.join(work, 'test_predictions.pkl'),
-         'raw test predictions (tools/test.py --out)'),
+        (trained, 'best checkpoint (validation accuracy)'),
+        (best, 'the same with its fitted temperature and reject thresholds'),
+        (preds, 'raw test predictions (tools/test.py --out)'),
     ]
     print('\n=== mmdsp demo summary ===')
-    print(f'EfficientNet-DSP (B0 size, SAR, Dy-ODConv, DyDropBlock, '
-          f'PolyFocal loss) on {args.num_per_class * 4} synthetic smears')
+    print('EfficientNet-DSP (B0 size, SAR, Dy-ODConv, DyDropBlock, '
+          f'PolyFocal loss) on {DRAW[1] * 4} synthetic smears')
     print(f'test accuracy {metrics["accuracy/top1"]:.1f} % on {n_test} test '
           f'images (macro F1 {metrics["single-label/f1-score"]:.1f} %, '
           f'chance 25 %); {elapsed / 60:.1f} min in all')

@@ -2,11 +2,7 @@
 # three-layer classifier (the torchvision layout, 61.10 M parameters with
 # 1000 classes, as in the paper), so its output already is the class score
 # and the head only adds the loss. It needs 224 x 224 inputs.
-_base_ = [
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/all_leukemia_100e.py']
 
 model = dict(
     type='ImageClassifier',

@@ -2,9 +2,7 @@
 # 5.29 M parameters with a 1000-class head.
 _base_ = [
     'mmpretrain::_base_/models/efficientnet_b0.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(head=dict(num_classes=4, topk=(1, ), cal_acc=True))

@@ -3,9 +3,7 @@
 # 21.46 M parameters with a 1000-class head.
 _base_ = [
     'mmpretrain::_base_/models/efficientnet_v2/efficientnetv2_s.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(head=dict(num_classes=4, topk=(1, ), cal_acc=True))

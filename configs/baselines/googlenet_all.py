@@ -3,11 +3,7 @@
 # googlenet(weights=None, aux_logits=False, init_weights=True); 6.62 M
 # parameters with a 1000-class head. Torchvision's dropout (p=0.2) before
 # its fc is not part of LinearClsHead and is left out.
-_base_ = [
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/all_leukemia_100e.py']
 
 model = dict(
     type='ImageClassifier',

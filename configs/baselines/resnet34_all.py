@@ -2,9 +2,7 @@
 # pipeline and schedule. 21.80 M parameters with a 1000-class head.
 _base_ = [
     'mmpretrain::_base_/models/resnet34.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 # cal_acc logs the training accuracy that figure 8 plots.

@@ -2,9 +2,7 @@
 # 0.04 GFLOPs are those of the x0.5 width (x1.0 has 2.28 M).
 _base_ = [
     'mmpretrain::_base_/models/shufflenet_v2_1x.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(

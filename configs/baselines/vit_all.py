@@ -7,9 +7,7 @@
 # docs/experiments.md.
 _base_ = [
     'mmpretrain::_base_/models/vit-base-p16.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(

@@ -1,25 +1,34 @@
-# The embedded default (`make demo`): EfficientNet-DSP with all its bricks, at
-# EfficientNetV2-B0 size and 64 px so that it trains in about two minutes on a
-# 2-core CPU, on the smears drawn by tools/dataset_converters/
-# make_synthetic_all.py. Pipelines (segmentation, augmentation), loss, hooks
-# and metrics are the paper's, inherited from configs/effdsp_all.py.
+# The embedded default (`make demo`, tools/demo.py): EfficientNet-DSP with all
+# its bricks (SAR, Dy-ODConv, DyDropBlock, PolyFocal loss) at EfficientNetV2-B0
+# size and 64 px, on 2000 smears drawn by make_synthetic_all.py
+# (--spread 0.5), in about 3 minutes on a 2-core CPU. It uses the plain
+# pipeline of the dataset base, as the quick real-data run does: in trials
+# of this budget the paper's (segmentation, rotation, noise) reached 78-84 %
+# where the plain one reached 95 % (docs/training.md).
 _base_ = ['../effdsp_all.py']
 
 data_root = '{{$MMDSP_DEMO_DATA:data/synthetic_all}}'
 img_size = 64
 
-model = dict(backbone=dict(arch='b0'))
+# DyDropBlock's 7 px blocks belong to the 7-28 px maps of a 224 px input;
+# at 64 px the maps are 2-8 px.
+model = dict(backbone=dict(arch='b0', dropblock_cfg=dict(block_size=3)))
 
 train_dataloader = dict(
-    batch_size=32, dataset=dict(data_root=data_root, ann_file='train.txt'))
+    dataset=dict(
+        data_root=data_root,
+        ann_file='train.txt',
+        pipeline={{_base_.plain_train_pipeline}}))
+eval_dataset = dict(data_root=data_root,
+                    pipeline={{_base_.plain_test_pipeline}})
 val_dataloader = dict(
-    batch_size=64, dataset=dict(data_root=data_root, ann_file='val.txt'))
+    batch_size=64, dataset=dict(eval_dataset, ann_file='val.txt'))
 test_dataloader = dict(
-    batch_size=64, dataset=dict(data_root=data_root, ann_file='test.txt'))
+    batch_size=64, dataset=dict(eval_dataset, ann_file='test.txt'))
 
 # A short schedule from scratch: AdamW gets going in a few epochs, where the
-# paper's SGD (lr 0.01, 100 epochs) stays near chance in this budget.
-epochs = 12
+# paper's SGD (lr 0.01, 100 epochs) does not in this budget.
+epochs = 7
 optim_wrapper = dict(
     optimizer=dict(_delete_=True, type='AdamW', lr=2e-3, weight_decay=0.05))
 param_scheduler = [
@@ -33,14 +42,14 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=epochs),
 ]
 train_cfg = dict(max_epochs=epochs)
-# The runtime base's hooks, with the ODConv temperature annealed over the
-# first 3 of the 12 epochs instead of 10.
+# The runtime base's hooks, with the ODConv temperature annealed within the
+# first epoch instead of 10.
 custom_hooks = [
     dict(type='ImgSizeHook'),
     dict(type='NaNLossHook'),
     dict(type='EpochSeedHook'),
     dict(type='ClassFrequencyOmegaHook'),
-    dict(type='ODConvTemperatureHook', start=30., end=1., warmup_epochs=3),
+    dict(type='ODConvTemperatureHook', start=30., end=1., warmup_epochs=1),
     dict(type='TemperatureScalingHook'),
 ]
 default_hooks = dict(logger=dict(interval=5))

@@ -4,9 +4,7 @@
 # and the 1x1 downsample shortcuts.
 _base_ = [
     'mmpretrain::_base_/models/resnet34.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(

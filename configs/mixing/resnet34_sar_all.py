@@ -8,9 +8,7 @@
 #   init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')
 _base_ = [
     'mmpretrain::_base_/models/resnet34.py',
-    '../_base_/datasets/all_leukemia.py',
-    '../_base_/schedules/all_100e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/all_leukemia_100e.py',
 ]
 
 model = dict(

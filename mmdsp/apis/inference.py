@@ -10,6 +10,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
 import mmdsp  # noqa: F401  (registers modules, applies mmdsp.compat)
+from mmdsp.datasets.img_size import apply_img_size
+from mmdsp.utils.mmpretrain_tools import fix_dataloaders
 from mmdsp.evaluation import apply_temperature, read_calibration
 
 
@@ -45,6 +47,9 @@ def load_classifier(config: Union[str, Config],
     """
     cfg = copy.deepcopy(config) if isinstance(config, Config) \
         else Config.fromfile(config)
+    # The pipelines and loaders this returns are what our tools/train.py and
+    # tools/test.py would run: one input size, loaders fitted to the machine.
+    fix_dataloaders(apply_img_size(cfg))
     from mmpretrain.registry import MODELS
     if 'model' not in cfg:
         raise KeyError(f'Config {cfg.filename} has no `model`.')

@@ -21,7 +21,7 @@ from .blood_cells_all import CLASS_FOLDERS
 from mmdsp.utils.fileio import atomic_write_text, imwrite_atomic
 from .grouped_split import grouped_stratified_split
 
-__all__ = ['make_synthetic_all', 'draw_smear', 'CLASS_PARAMS']
+__all__ = ['make_synthetic_all', 'draw_smear', 'class_ranges', 'CLASS_PARAMS']
 
 # Per class: (low, high) ranges, in units of the image side for sizes.
 #   cell_r: lymphocyte radius; nc: nucleus radius / cell radius;
@@ -68,13 +68,41 @@ def _noise(size, grain, rng):
     return np.clip(field / 2.0, -1, 1)
 
 
-def draw_smear(label: int, size: int = 224, rng=None) -> np.ndarray:
+def class_ranges(label: int, spread: float = 1.0) -> Dict[str, tuple]:
+    """The drawing ranges of class ``label``, each scaled about its centre.
+
+    Args:
+        label (int): Class index 0..3.
+        spread (float): 1 gives :data:`CLASS_PARAMS`; smaller values narrow
+            every continuous range about its centre, so neighbouring classes
+            overlap less (at 0.6 every two neighbouring classes still overlap
+            in cell radius and nucleus ratio, and in most other ranges).
+            Defaults to 1.0.
+
+    Returns:
+        dict: ``{parameter: (low, high)}``; ``nucleoli`` is kept as is.
+    """
+    if not 0 < spread <= 1:
+        raise ValueError(f'spread must be in (0, 1], got {spread}')
+    out = {}
+    for k, (lo, hi) in CLASS_PARAMS[label].items():
+        if k != 'nucleoli':
+            mid, half = (lo + hi) / 2, (hi - lo) / 2 * spread
+            lo, hi = mid - half, mid + half
+        out[k] = (lo, hi)
+    return out
+
+
+def draw_smear(label: int, size: int = 224, rng=None,
+               spread: float = 1.0) -> np.ndarray:
     """Draw one smear image of class ``label`` as a BGR uint8 array.
 
     Args:
         label (int): Class index 0..3 (Benign, Early Pre-B, Pre-B, Pro-B).
         size (int): Side of the square image. Defaults to 224.
         rng (np.random.Generator, optional): Source of randomness.
+        spread (float): Width of the class ranges (:func:`class_ranges`).
+            Defaults to 1.0.
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 BGR image.
@@ -84,7 +112,7 @@ def draw_smear(label: int, size: int = 224, rng=None) -> np.ndarray:
                          f'got {label}')
     rng = rng if rng is not None else np.random.default_rng()
     p = {k: (rng.uniform(*v) if k != 'nucleoli' else rng.integers(
-        v[0], v[1] + 1)) for k, v in CLASS_PARAMS[label].items()}
+        v[0], v[1] + 1)) for k, v in class_ranges(label, spread).items()}
     s = float(size)
 
     # Background: pale pink with a slow illumination gradient; BGR in [0, 1].
@@ -157,7 +185,8 @@ def make_synthetic_all(out_dir: str,
                        size: int = 224,
                        seed: int = 0,
                        ratios: Sequence[float] = (7, 2, 1),
-                       quality: int = 92) -> Dict[str, int]:
+                       quality: int = 92,
+                       spread: float = 1.0) -> Dict[str, int]:
     """Write a synthetic ALL dataset with split files.
 
     Layout: ``out_dir/{Benign,Early,Pre,Pro}/syn-<Folder>-NNNN.jpg`` and
@@ -178,6 +207,8 @@ def make_synthetic_all(out_dir: str,
         ratios (Sequence[float]): train/val/test ratios. Defaults to
             ``(7, 2, 1)`` as in the paper.
         quality (int): JPEG quality. Defaults to 92.
+        spread (float): Width of the class ranges, 1 the full
+            :data:`CLASS_PARAMS` (:func:`class_ranges`). Defaults to 1.0.
 
     Returns:
         dict: Number of images written in total and in each split file.
@@ -199,7 +230,7 @@ def make_synthetic_all(out_dir: str,
         os.makedirs(osp.join(out_dir, folder), exist_ok=True)
         for i in range(n):
             rng = np.random.default_rng([seed, label, i])
-            img = draw_smear(label, size, rng)
+            img = draw_smear(label, size, rng, spread)
             rel = f'{folder}/syn-{folder}-{i:04d}.jpg'
             imwrite_atomic(osp.join(out_dir, rel), img, jpeg_quality=quality)
             rel_paths.append(rel)

@@ -31,7 +31,12 @@ test_dataloader = dict(dataset=dict(
               dict(type='PackInputs')]))
 """
 
-
+# EfficientNet-DSP (arch b0: Dy-ODConv, SAR, DyDropBlock) at 64 px.
+DSP_CONFIG = CONFIG.replace(
+    "backbone=dict(type='ResNet', depth=18, stem_channels=8, base_channels=8)",
+    "backbone=dict(type='EfficientNetDSP', arch='b0')").replace(
+        'in_channels=64', 'in_channels=1280').replace(
+            'scale=(40, 32)', 'scale=(64, 64)')
 
 
 @pytest.fixture(scope='module')
@@ -110,3 +115,45 @@ def test_input_hw_from_pipeline(tools):
         ]))))
     assert tool.input_hw(cfg) == (64, 48)
     assert tool.input_hw(Config(dict())) == (224, 224)
+
+
+@pytest.mark.skipif(not (HAS_ONNX and HAS_ORT),
+                    reason='needs onnx, onnxscript and onnxruntime')
+def test_dsp_dynamic_batch_onnx(tmp_path, capsys, tools):
+    """EfficientNet-DSP exports with a dynamic batch (ODConv's per-sample
+    kernels are applied tap by tap under torch.export, with no batch in
+    the conv groups): ONE .onnx file matches eager PyTorch at batch 1 and
+    5 (and 2, 3 inside the tool)."""
+    assert 'EfficientNetDSP' in DSP_CONFIG and 'scale=(64, 64)' in DSP_CONFIG
+    cfg_file = tmp_path / 'dsp.py'
+    cfg_file.write_text(DSP_CONFIG)
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(cfg_file)).model)
+    with torch.no_grad():  # non-trivial attentions and norms
+        for name, p in model.named_parameters():
+            if 'backbone' in name and p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'dsp.pth')
+    out = tmp_path / 'dsp.onnx'
+    rc = tools.load('deployment/export_onnx.py').main(
+        [str(cfg_file), str(tmp_path / 'dsp.pth'), str(out),
+         '--dynamic-batch'])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert 'onnxruntime parity' in printed
+    import onnx
+    import onnxruntime as ort
+    graph = onnx.load(str(out)).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    eager = _eager(str(cfg_file), str(tmp_path / 'dsp.pth'))
+    sess = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    for n in (1, 5):
+        x = torch.randn(n, 3, 64, 64)
+        with torch.no_grad():
+            ref = eager(x, mode='tensor')
+        got = torch.from_numpy(sess.run(None, {'input': x.numpy()})[0])
+        assert got.shape == ref.shape == (n, 4)
+        diff = (got - ref).abs().max().item()
+        print(f'EfficientNet-DSP b0 64px ONNX dynamic batch {n}: '
+              f'max abs diff {diff:.3g}')
+        assert diff < 1e-4

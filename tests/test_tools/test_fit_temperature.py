@@ -29,13 +29,7 @@ def setup(tmp_path_factory, tools):
     from mmpretrain.registry import MODELS
     root = tmp_path_factory.mktemp('fit_t')
     data = tools.write_tree(str(root / 'data'), per_class=6)
-    cfg_file = root / 'tiny.py'
-    cfg_file.write_text(f'_base_ = [{tools.config("tiny_resnet.py")!r}]\n'
-                        f'data_root = {data!r}\n'
-                        'train_dataloader = dict(dataset=dict('
-                        'data_root=data_root))\n'
-                        'val_dataloader = train_dataloader\n'
-                        'test_dataloader = train_dataloader\n')
+    cfg_file = tools.tiny_config(root, data)
     cfg = Config.fromfile(str(cfg_file))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
@@ -157,8 +151,9 @@ def test_runner_test_uses_the_temperature(setup, fitted, tmp_path):
         dump = str(tmp_path / f'preds{int(hook)}.pkl')
         cfg.test_evaluator = [dict(type='DumpResults', out_file_path=dump),
                               dict(type='CalibrationMetric')]
-        if hook:
-            cfg.custom_hooks = [dict(type='TemperatureScalingHook')]
+        # The runtime base declares the hook; without it, raw probabilities.
+        cfg.custom_hooks = [dict(type='TemperatureScalingHook')] if hook \
+            else []
         Runner.from_cfg(cfg).test()
         import mmengine
         dumps[hook] = {d['img_path']: d for d in mmengine.load(dump)}

@@ -13,13 +13,7 @@ def calibrated(tmp_path_factory, tools):
     from mmpretrain.registry import MODELS
     root = tmp_path_factory.mktemp('ood')
     data = tools.write_tree(str(root / 'data'), per_class=6)
-    cfg_file = root / 'tiny.py'
-    cfg_file.write_text(f'_base_ = [{tools.config("tiny_resnet.py")!r}]\n'
-                        f'data_root = {data!r}\n'
-                        'train_dataloader = dict(dataset=dict('
-                        'data_root=data_root))\n'
-                        'val_dataloader = train_dataloader\n'
-                        'test_dataloader = train_dataloader\n')
+    cfg_file = tools.tiny_config(root, data)
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(cfg_file)).model)
     ckpt = str(root / 'tiny.pth')

@@ -27,6 +27,10 @@ def parse_args(argv=None):
     parser.add_argument('--size', type=int, default=224, help='image side')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--spread', type=float, default=1.0,
+        help='width of the per-class drawing ranges, in (0, 1]; smaller '
+        'values make neighbouring classes overlap less')
+    parser.add_argument(
         '--ratios', type=float, nargs=3, default=(7, 2, 1),
         metavar=('TRAIN', 'VAL', 'TEST'))
     args = parser.parse_args(argv)
@@ -44,7 +48,8 @@ def main(argv=None):
         num_per_class=num[0] if len(num) == 1 else num,
         size=args.size,
         seed=args.seed,
-        ratios=args.ratios)
+        ratios=args.ratios,
+        spread=args.spread)
     print(f"wrote {counts['total']} images to {args.out_dir} in "
           f'{time.perf_counter() - start:.1f} s: train {counts["train"]}, '
           f'val {counts["val"]}, test {counts["test"]}')

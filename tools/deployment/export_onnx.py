@@ -16,12 +16,16 @@ missing, the checked program is saved as ``OUT.pt2`` (``torch.export.load``)
 and the exit code is 2. When ``onnxruntime`` is installed the ONNX file is
 checked against PyTorch too.
 
-Dynamic batch: ODConv / Dy-ODConv (EfficientNet-DSP) fold the batch into the
-groups of a single convolution (``groups = groups * N``). torch.export traces
-that with a symbolic batch, but ONNX ``Conv.group`` is a static attribute, so
-the ONNX conversion of such a model fails with ``--dynamic-batch``; the tool
-says so, and the model must be exported with a fixed batch (``--batch N``).
-Batch-independent models (ResNet, EfficientNetV2, ...) export dynamically.
+Dynamic batch: in eager PyTorch, ODConv / Dy-ODConv (EfficientNet-DSP) fold
+the batch into the groups of a single convolution (``groups = groups * N``),
+which ONNX cannot express (``Conv.group`` is a static attribute). Under
+``torch.export`` the bricks take their traceable paths instead
+(``torch.compiler.is_compiling()``): ODConv applies its per-sample kernels tap
+by tap (``_odconv_kernels.per_sample_forward``), with no batch size in any
+attribute, so EfficientNet-DSP exports with ``--dynamic-batch`` like any
+batch-independent model (ResNet, EfficientNetV2, ...), and one file serves
+every batch size. A model that still cannot be exported dynamically gets a
+message saying to use a fixed batch (``--batch N``).
 """
 import argparse
 import importlib.util
@@ -93,9 +97,9 @@ def export_program(module: nn.Module, example: torch.Tensor,
         if not dynamic_batch:
             raise
         raise RuntimeError(
-            'This model cannot be exported with a dynamic batch (batch-'
-            'dependent layers such as ODConv fold the batch into conv '
-            f'groups): {type(e).__name__}: {str(e).splitlines()[0]}. '
+            'This model cannot be exported with a dynamic batch (a layer '
+            'depends on the batch size, e.g. a conv whose groups count the '
+            f'samples): {type(e).__name__}: {str(e).splitlines()[0]}. '
             'Export without --dynamic-batch and choose --batch.') from e
 
 
@@ -194,12 +198,13 @@ def main(argv=None) -> int:
     except Exception as e:
         if not args.dynamic_batch:
             raise
-        # ONNX Conv.group is a static attribute; ODConv's groups * N is not.
+        # E.g. a conv whose groups count the samples: ONNX Conv.group is a
+        # static attribute (mmdsp's ODConv2d avoids this under export).
         raise RuntimeError(
             'ONNX conversion with a dynamic batch failed. Batch-dependent '
-            'layers (ODConv / Dy-ODConv fold the batch into Conv groups, '
-            'and ONNX Conv.group must be a constant) need a fixed batch: '
-            'export without --dynamic-batch and choose --batch N. '
+            'layers (a conv whose groups count the samples: ONNX Conv.group '
+            'must be a constant) need a fixed batch: export without '
+            '--dynamic-batch and choose --batch N. '
             f'Cause: {type(e).__name__}: {str(e).splitlines()[0][:300]}'
         ) from e
     print(f'ONNX model written to {args.out} (opset {args.opset})')

@@ -160,11 +160,8 @@ class DyMBConv(MBConvDSP):
     depthwise weight there seeds every ODConv candidate kernel.
 
     Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        mid_channels (int): Channels of the depthwise stage.
-        kernel_size (int): Depthwise kernel size. Defaults to 3.
-        stride (int): Depthwise stride. Defaults to 1.
+        in_channels, out_channels, mid_channels, kernel_size, stride: As for
+            :class:`MBConvDSP`.
         dy_cfg (dict): Config of the Dy-ODConv unit, complete except for
             the channels, kernel size, stride and groups filled in here.
             Defaults to ``dict(type='DyODConv')``.

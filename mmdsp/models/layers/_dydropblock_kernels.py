@@ -34,7 +34,10 @@ def drop_blocks(x, seeds, beta, eps):
     # keep * factor in one pass, factor - dropped * factor, which is exactly
     # factor or 0: one full-size multiply remains for x (and one for its
     # gradient) instead of two.
-    return x * torch.addcmul(factor, dropped, factor, value=-1)
+    # dropped * -factor + factor, in that order: addcmul with the 0-d
+    # factor as its first operand is slower on CPU (the output is resized
+    # from a scalar).
+    return x * dropped.mul(-factor).add_(factor)
 
 
 def spread_seeds(seeds, beta):

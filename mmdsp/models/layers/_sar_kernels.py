@@ -30,6 +30,51 @@ from torch.autograd.function import once_differentiable
 SMALL_MAP = 64
 
 
+class _StripMeans(torch.autograd.Function):
+    """Eqs. 3-4, the means of x over W and over H, ``(N, C, H + W)``, as
+    one matmul with the constant averaging matrix of :func:`pool_matrix`.
+
+    Two ``mean`` calls read x twice and reduce over 7- or 14-long inner
+    axes, slow on CPU; the matmul reads it once, and its backward is one
+    matmul with the transposed matrix. It is a mean, computed in x's dtype
+    (autocast off) like ``Tensor.mean``; a custom function so that FLOP
+    counters, which count no mean, do not count it as a matmul either.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return strip_means(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        n, c, h, w = ctx.shape
+        pool = pool_matrix(h, w, grad.device, grad.dtype)
+        grad_x = grad.reshape(n * c, h + w) @ pool.t()
+        return grad_x.view(n, c, h, w)
+
+
+def strip_means(x):
+    """The forward of :class:`_StripMeans`: ``(N, C, H + W)``, the means of
+    x over W, then over H."""
+    n, c, h, w = x.shape
+    pool = pool_matrix(h, w, x.device, x.dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        z = x.reshape(n * c, h * w) @ pool
+    return z.view(n, c, h + w)
+
+
+@functools.lru_cache(maxsize=64)
+def pool_matrix(h, w, device, dtype):
+    """Constant (H*W, H+W) matrix: column i < H averages row i of an H x W
+    map (1/W on its pixels), column H + j averages column j (1/H), cached
+    per size, device and dtype."""
+    with torch.inference_mode(False):
+        expand_h, expand_w = pixel_maps(h, w, device, dtype)
+        return torch.cat([expand_h / w, expand_w / h]).t().contiguous()
+
+
 class _ShuffledGate(torch.autograd.Function):
     """``out = [x +] shuffle(x * y^h * y^w)`` (eq. 7, shuffle, residual)
     with the gates already in output channel order.
@@ -44,30 +89,11 @@ class _ShuffledGate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y_h, y_w, shuffle_groups, residual, expand_h,
                 expand_w):
-        # Under autocast the gates (sigmoid) are fp32 and x fp16/bf16: one
-        # dtype for all, so the matmuls of the backward agree. Autograd casts
-        # each gradient back to its input's dtype.
-        dtype = torch.promote_types(x.dtype, y_h.dtype)
-        x, y_h, y_w = x.to(dtype), y_h.to(dtype), y_w.to(dtype)
-        if expand_h is not None:
-            expand_h, expand_w = expand_h.to(dtype), expand_w.to(dtype)
-        n, c, h, w = x.shape
-        s = shuffle_groups
-        if expand_h is not None:
-            gate = (y_h.reshape(n * c, h) @ expand_h) * (
-                y_w.reshape(n * c, w) @ expand_w)
-        else:
-            gate = y_h.unsqueeze(3) * y_w.unsqueeze(2)
-        gate = gate.view(n, c // s, s, h, w)
-        # x in output channel order, as a strided view (no copy).
-        x_in = x.view(n, s, c // s, h, w).transpose(1, 2)
-        if residual:
-            out = torch.addcmul(x.view(n, c // s, s, h, w), x_in, gate)
-        else:
-            out = gate * x_in
-        ctx.shuffle_groups, ctx.residual = s, residual
-        ctx.save_for_backward(x, y_h, y_w, gate, expand_h, expand_w)
-        return out.reshape(n, c, h, w)
+        out, saved = shuffled_gate(x, y_h, y_w, shuffle_groups, residual,
+                                   expand_h, expand_w)
+        ctx.shuffle_groups, ctx.residual = shuffle_groups, residual
+        ctx.save_for_backward(*saved)
+        return out
 
     @staticmethod
     @once_differentiable
@@ -101,6 +127,36 @@ class _ShuffledGate(torch.autograd.Function):
         return grad_x, grad_h, grad_w, None, None, None, None
 
 
+def shuffled_gate(x, y_h, y_w, shuffle_groups, residual, expand_h,
+                  expand_w):
+    """The forward of :class:`_ShuffledGate`; also the inference path,
+    without autograd. Returns the output and the tensors the backward
+    needs."""
+    # Under autocast the gates (sigmoid) are fp32 and x fp16/bf16: one
+    # dtype for all, so the matmuls of the backward agree. Autograd casts
+    # each gradient back to its input's dtype.
+    dtype = torch.promote_types(x.dtype, y_h.dtype)
+    x, y_h, y_w = x.to(dtype), y_h.to(dtype), y_w.to(dtype)
+    if expand_h is not None:
+        expand_h, expand_w = expand_h.to(dtype), expand_w.to(dtype)
+    n, c, h, w = x.shape
+    s = shuffle_groups
+    if expand_h is not None:
+        gate = (y_h.reshape(n * c, h) @ expand_h) * (
+            y_w.reshape(n * c, w) @ expand_w)
+    else:
+        gate = y_h.unsqueeze(3) * y_w.unsqueeze(2)
+    gate = gate.view(n, c // s, s, h, w)
+    # x in output channel order, as a strided view (no copy).
+    x_in = x.view(n, s, c // s, h, w).transpose(1, 2)
+    if residual:
+        out = torch.addcmul(x.view(n, c // s, s, h, w), x_in, gate)
+    else:
+        out = gate * x_in
+    return out.reshape(n, c, h, w), (x, y_h, y_w, gate, expand_h,
+                                     expand_w)
+
+
 def sar_forward(sar, x):
     """The tuned forward of ``sar`` (a :class:`SAR`) on an NCHW input.
 
@@ -115,8 +171,12 @@ def sar_forward(sar, x):
     # channels_last).
     x = x.contiguous()
     n, c, h, w = x.shape
-    z_h = x.mean(dim=3)  # eq. 3: (N, C, H)
-    z_w = x.mean(dim=2)  # eq. 4: (N, C, W)
+    # Without autograd the functions' forwards run directly.
+    grad = torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in sar.parameters()))
+    # eqs. 3-4: both strips in one pass over x, (N, C, H + W).
+    z = _StripMeans.apply(x) if grad else strip_means(x)
+    z_h, z_w = z[..., :h], z[..., h:]  # (N, C, H), (N, C, W)
     # The gates come back channel-shuffled: shuffling them rather than the
     # output saves a full-size copy. Output channel j * s + i is input
     # channel i * C / s + j, gated. F.batch_norm refuses one value per
@@ -129,6 +189,9 @@ def sar_forward(sar, x):
     expand_h = expand_w = None
     if h * w <= SMALL_MAP:
         expand_h, expand_w = pixel_maps(h, w, x.device, x.dtype)
+    if not grad:
+        return shuffled_gate(x, y_h, y_w, sar.shuffle_groups, sar.residual,
+                             expand_h, expand_w)[0]
     return _ShuffledGate.apply(x, y_h, y_w, sar.shuffle_groups, sar.residual,
                                expand_h, expand_w)
 
@@ -231,10 +294,52 @@ def _taps(length, kernel_size, device):
     # Made outside inference mode even when first asked for inside it, or a
     # later training step could not save them for backward.
     with torch.inference_mode(False):
-        pos = torch.arange(length, device=device)
-        tap = pos[None, :] - pos[:, None] + kernel_size // 2
-        inside = (tap >= 0) & (tap < kernel_size)
-        return tap.clamp(0, kernel_size - 1), inside
+        return _taps_uncached(length, kernel_size, device)
+
+
+def _taps_uncached(length, kernel_size, device):
+    pos = torch.arange(length, device=device)
+    tap = pos[None, :] - pos[:, None] + kernel_size // 2
+    inside = (tap >= 0) & (tap < kernel_size)
+    return tap.clamp(0, kernel_size - 1), inside
+
+
+def sar_traceable(sar, x):
+    """Eqs. 3-7 in plain differentiable ops, for ``torch.compile`` and
+    ``torch.export``: :func:`~mmdsp.models.layers.sar.sar_reference` with
+    ``F_h`` / ``F_w`` as the banded matmuls of :func:`toeplitz` (the
+    modules' ``Conv1d`` weights, any ``G_n`` module as it is).
+
+    No custom autograd function, no cache and no batch size in a shape
+    attribute, so the compilers see the whole graph: inductor fuses the
+    pooling, the gate product, the shuffle and the residual into a few
+    loops (the CPU-tuned :func:`sar_forward` exists because eager mode
+    cannot), and the exported graph takes any batch.
+
+    Args:
+        sar (SAR): The module.
+        x (Tensor): Input of shape (N, C, H, W), already checked.
+
+    Returns:
+        Tensor: The output of ``sar_reference``, up to float rounding.
+    """
+    n, c, h, w = x.shape
+    xg = x.reshape(n * sar.groups, sar.group_channels, h, w)
+    y_h = torch.sigmoid(sar.norm(_banded(xg.mean(dim=3), sar.conv_h)))
+    y_w = torch.sigmoid(sar.norm(_banded(xg.mean(dim=2), sar.conv_w)))
+    y = (xg * y_h.unsqueeze(3) * y_w.unsqueeze(2)).reshape(n, c, h, w)
+    if sar.shuffle_groups > 1:
+        y = channel_shuffle(y, sar.shuffle_groups)
+    return x + y if sar.residual else y
+
+
+def _banded(z, conv):
+    """``conv(z)`` for a depthwise 'same' ``Conv1d`` as a banded matmul,
+    ``z`` of shape (B, C, L)."""
+    length, k = z.size(2), conv.weight.size(2)
+    tap, inside = _taps_uncached(length, k, z.device)
+    band = conv.weight[:, 0, tap] * inside  # (C, L, L), see toeplitz
+    return torch.einsum('cji,bci->bcj', band.to(z.dtype), z)
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,6 +9,9 @@ from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from . import _dyrelu_kernels
+from ._impl import get_impl
+from .dyrelu import DyReLU
 from .odconv import ODConv2d
 
 
@@ -136,8 +139,26 @@ class DyODConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
+        if self._fuse_norm_act():
+            # Inference: BN folded into DyReLU's pieces (same math).
+            return _dyrelu_kernels.bn_dyrelu_eval(self.norm, self.activate, x)
         if self.with_norm:
             x = self.norm(x)
         if self.with_activation:
             x = self.activate(x)
         return x
+
+    def _fuse_norm_act(self) -> bool:
+        """Whether the tuned inference path may fold an eval-mode BN into
+        the two-piece DyReLU (``_dyrelu_kernels.bn_dyrelu_eval``): no
+        autograd, the default kernels, plain modules without hooks."""
+        if torch.is_grad_enabled() or get_impl() != 'fast' \
+                or torch.compiler.is_compiling() \
+                or not (self.with_norm and self.with_activation):
+            return False
+        norm, act = self.norm, self.activate
+        return (type(norm) is nn.BatchNorm2d and not norm.training
+                and norm.running_mean is not None and type(act) is DyReLU
+                and act.k == 2 and not any(
+                    m._forward_hooks or m._forward_pre_hooks
+                    for m in (norm, act)))

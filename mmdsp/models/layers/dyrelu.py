@@ -135,6 +135,9 @@ class DyReLU(nn.Module):
         coef = self.coefficients(x)
         if get_impl() == 'reference':
             return max_of_pieces(x, coef)
+        if torch.compiler.is_compiling():
+            # torch.compile / torch.export: plain ops inductor can fuse.
+            return _dyrelu_kernels.running_max(x, coef)
         return _dyrelu_kernels.max_of_pieces(x, coef)
 
     def extra_repr(self) -> str:

@@ -288,6 +288,9 @@ class ODConv2d(nn.Module):
         att = self.attentions(x)
         if self.use_factorized and get_impl() == 'fast':
             y = _odconv_kernels.factorized_forward(self, x, att)
+        elif torch.compiler.is_compiling() and get_impl() == 'fast':
+            # torch.compile / torch.export: no batch size in conv groups.
+            y = _odconv_kernels.per_sample_forward(self, x, att)
         else:
             batch, _, height, width = x.shape
             weight = self.aggregate_weight(att)

@@ -149,6 +149,9 @@ class SAR(BaseModule):
             return sar_reference(x, self.conv_h, self.conv_w, self.norm,
                                  self.groups, self.shuffle_groups,
                                  self.residual)
+        if torch.compiler.is_compiling():
+            # torch.compile / torch.export see plain ops they can fuse.
+            return _sar_kernels.sar_traceable(self, x)
         return _sar_kernels.sar_forward(self, x)
 
     def extra_repr(self):

@@ -1,0 +1,98 @@
+"""tools/analysis_tools/recipe_study.py: each variant edits what it says,
+results are resumable files, and the report pairs seeds and images."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope='module')
+def study(tools):
+    return tools.load('analysis_tools/recipe_study.py')
+
+
+def _steps(cfg, loader='train_dataloader'):
+    return [s['type'] for s in cfg[loader]['dataset']['pipeline']]
+
+
+def test_every_variant_builds_for_both_models(study, tmp_path):
+    for model in study.MODELS:
+        for variant in study.VARIANTS:
+            cfg = study.build_config(model, variant, 1, str(tmp_path))
+            assert cfg.model.backbone.arch == 'b0'
+            assert cfg.img_size == study.IMG and cfg.randomness.seed == 1
+
+
+def test_variants_change_only_what_they_name(study, tmp_path):
+    out = str(tmp_path)
+    paper = study.build_config('effdsp-b0', 'paper', 0, out)
+    assert {'LabKMeansSegment', 'Rotate', 'RandomGaussianNoise'} <= set(
+        _steps(paper))
+    assert paper.train_cfg.max_epochs == study.EPOCHS
+    no_seg = study.build_config('effdsp-b0', 'no_seg', 0, out)
+    for loader in ('train_dataloader', 'test_dataloader'):
+        assert 'LabKMeansSegment' not in _steps(no_seg, loader)
+    assert _steps(no_seg) == [s for s in _steps(paper)
+                              if s != 'LabKMeansSegment']
+    fill = study.build_config('effdsp-b0', 'no_seg_rotate_fill', 0, out)
+    assert study._step(fill, 'Rotate')['pad_val'] != 0
+    flips = study.build_config('efficientnetv2-b0', 'flips_only', 0, out)
+    assert _steps(flips) == ['LoadImageFromFile', 'Resize', 'RandomFlip',
+                             'PackInputs']
+    long = study.build_config('effdsp-b0', 'long', 0, out)
+    assert long.train_cfg.max_epochs == 2 * study.EPOCHS
+    assert long.param_scheduler[1]['end'] == 2 * study.EPOCHS
+    temps = [h for h in long.custom_hooks
+             if h['type'] == 'ODConvTemperatureHook']
+    assert temps[0]['warmup_epochs'] == 20  # 10 of 12 epochs, scaled
+    exp = study.build_config('effdsp-b0', 'expanded', 0, out)
+    assert exp.train_dataloader.dataset.ann_file == osp.join(
+        out, 'expanded', 'train.txt')
+    # About the proxy's iterations: 2 passes of 12,314 against 12 of 2,280.
+    ratio = 2 * study.EXPANDED_SIZE / (study.EPOCHS * study.TRAIN_SIZE)
+    assert exp.train_cfg.max_epochs == 2 and 0.85 < ratio < 1.0
+
+
+def _result(model, variant, seed, pred, gt):
+    return dict(model=model, variant=variant, seed=seed, pred=pred, gt=gt,
+                train_seconds=60., total_seconds=70., metrics={},
+                checkpoint='best.pth')
+
+
+def test_report_pairs_seeds_and_images(study, tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 4, 200).tolist()
+    folder = tmp_path / 'results'
+    folder.mkdir()
+    for seed in (0, 1, 2):
+        # The variant is right on every image, the baseline on about 80 %.
+        base = [g if rng.random() < 0.8 else (g + 1) % 4 for g in gt]
+        for variant, pred in (('paper', base), ('flips_only', gt)):
+            r = _result('effdsp-b0', variant, seed, pred, gt)
+            name = study.run_name('effdsp-b0', variant, seed)
+            (folder / f'{name}.json').write_text(json.dumps(r))
+    lines = study.report(str(tmp_path), 'paper', n_resamples=200)
+    row = next(line for line in lines if '| flips_only |' in line)
+    cells = [c.strip() for c in row.split('|')]
+    assert cells[3] == '3' and cells[4] == '100.00 ± 0.00'
+    diff = cells[6]
+    estimate, low, high = (float(x) for x in
+                           diff.replace('[', ' ').replace(']', ' ')
+                           .replace(',', ' ').split()[:3])
+    assert 15 < low < estimate < high < 25
+    assert '6 runs' in lines[-1]
+
+
+def test_finished_runs_are_skipped(study, tmp_path, monkeypatch):
+    name = study.run_name('effdsp-b0', 'paper', 0)
+    (tmp_path / 'results').mkdir()
+    (tmp_path / 'results' / f'{name}.json').write_text('{}')
+    ran = []
+    monkeypatch.setattr(study, '_prepare', lambda out, variants: {})
+    monkeypatch.setattr(study, 'run_one',
+                        lambda *a: ran.append(a[:3]) or dict(
+                            metrics={'accuracy/top1': 90.}, train_seconds=1))
+    study.main(['run', str(tmp_path), '--models', 'effdsp-b0', '--variants',
+                'paper', 'no_seg', '--seeds', '0'])
+    assert ran == [('effdsp-b0', 'no_seg', 0)]
