@@ -52,14 +52,12 @@ def run(cmd, env, quiet=False):
     return out.stdout or ''
 
 
-def first_test_image_per_class(data, classes):
-    """The first image of each class listed in the data's test.txt."""
-    picked = {}
+def test_list(data):
+    """``(path, label)`` of every image in the data's test.txt."""
     with open(osp.join(data, 'test.txt')) as f:
-        for line in f:
-            rel, label = line.rsplit(maxsplit=1)
-            picked.setdefault(int(label), osp.join(data, rel))
-    return [picked[i] for i in range(len(classes)) if i in picked]
+        return [(osp.join(data, rel), int(label))
+                for rel, label in (line.rsplit(maxsplit=1) for line in f
+                                   if line.strip())]
 
 
 def main(argv=None):
@@ -97,15 +95,18 @@ def main(argv=None):
     reliability = osp.join(work, 'reliability.png')
     run([py, 'tools/visualization/plot_reliability.py', preds, '--out',
          reliability], env, quiet=True)
+    tests = test_list(data)
     csv_path = osp.join(work, 'test_predictions.csv')
     run([py, 'tools/predict.py', CONFIG, best, '--out', csv_path,
-         '--no-progress'] + test_images(data), env, quiet=True)
+         '--no-progress'] + [path for path, _ in tests], env, quiet=True)
     cam_dir = osp.join(work, 'gradcam')
-    classes = ('Benign', 'Early', 'Pre', 'Pro')
+    first_of_class = {}
+    for path, label in tests:
+        first_of_class.setdefault(label, path)
     run([py, 'tools/predict.py', CONFIG, best, '--out',
          osp.join(cam_dir, 'gradcam.csv'), '--cam-dir', cam_dir,
-         '--no-progress'] + first_test_image_per_class(data, classes),
-        env, quiet=True)
+         '--no-progress'] + [first_of_class[k]
+                             for k in sorted(first_of_class)], env, quiet=True)
 
     sys.path.insert(0, ROOT)
     from mmdsp.utils import work_dir_logs
@@ -131,12 +132,6 @@ def main(argv=None):
           f'chance 25 %); {elapsed / 60:.1f} min in all')
     for path, what in files:
         print(f'  {osp.relpath(path)}: {what}')
-
-
-def test_images(data):
-    with open(osp.join(data, 'test.txt')) as f:
-        return [osp.join(data, line.rsplit(maxsplit=1)[0]) for line in f
-                if line.strip()]
 
 
 if __name__ == '__main__':

@@ -199,7 +199,6 @@ def run_one(model, variant, seed, out, env):
                        stderr=subprocess.STDOUT, check=True)
     with open(preds, 'rb') as f:
         samples = pickle.load(f)
-    sys.path.insert(0, ROOT)
     from mmdsp.utils import work_dir_logs
     metrics = work_dir_logs.read_test_results(work)[-1]['metrics']
     result = dict(
@@ -231,15 +230,11 @@ def load_results(out):
 
 
 def macro_f1(pred, gt, num_classes=4):
-    """MMPretrain's macro F1: the mean of the per-class F1 scores (%)."""
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    f1 = []
-    for c in range(num_classes):
-        tp = np.sum((pred == c) & (gt == c))
-        p = tp / max(np.sum(pred == c), 1)
-        r = tp / max(np.sum(gt == c), 1)
-        f1.append(0. if p + r == 0 else 2 * p * r / (p + r))
-    return 100 * float(np.mean(f1))
+    """MMPretrain's macro F1 (%) of predicted labels: the mean of the
+    per-class F1 scores (mmdsp.evaluation's one implementation)."""
+    from mmdsp.evaluation.functional import precision_recall_f1
+    onehot = np.eye(num_classes)[np.asarray(pred)]
+    return precision_recall_f1(onehot, gt)[2]
 
 
 def _mean_std(values):

@@ -218,14 +218,18 @@ def _clean_components(mask: np.ndarray, min_area: float,
     return out
 
 
-def segment_lab_kmeans(img: np.ndarray, channel_order: str = 'bgr',
-                       **options):
+def segment_lab_kmeans(img: np.ndarray,
+                       channel_order: str = 'bgr',
+                       options: Optional[SegmentOptions] = None,
+                       **kwargs):
     """Segment stained lymphocytes.
 
     Args:
         img (np.ndarray): H x W or H x W x C image of any dtype.
         channel_order (str): ``'bgr'`` or ``'rgb'``. Defaults to ``'bgr'``.
-        **options: :class:`SegmentOptions` fields.
+        options (SegmentOptions, optional): Checked options, built once
+            (what :class:`LabKMeansSegment` passes for every image).
+        **kwargs: :class:`SegmentOptions` fields, when ``options`` is None.
 
     Returns:
         tuple: ``(mask, fallback_reason)``. ``mask`` is an H x W uint8 array,
@@ -234,7 +238,7 @@ def segment_lab_kmeans(img: np.ndarray, channel_order: str = 'bgr',
         ``'unsupported_input'``, ``'too_few_pixels'``, ``'uniform'``,
         ``'no_stain'``, ``'empty_mask'``, ``'mask_too_large'``.
     """
-    o = SegmentOptions.make(**options)
+    o = options if options is not None else SegmentOptions.make(**kwargs)
     h, w = img.shape[:2]
     full = np.full((h, w), 255, np.uint8)
     bgr = _to_bgr_uint8(img, channel_order)
@@ -439,9 +443,7 @@ class LabKMeansSegment(BaseTransform):
 
     def segment(self, img: np.ndarray):
         """Return ``(mask, fallback_reason)`` for one image."""
-        return segment_lab_kmeans(img,
-                                  channel_order=self.channel_order,
-                                  **self.seg_cfg)
+        return segment_lab_kmeans(img, self.channel_order, self.options)
 
     def mask_path(self, img_path: str) -> str:
         """Where ``segment_dataset.py`` stores the mask of ``img_path``."""
