@@ -43,6 +43,9 @@ def test_variants_change_only_what_they_name(study, tmp_path):
     long = study.build_config('effdsp-b0', 'long', 0, out)
     assert long.train_cfg.max_epochs == 2 * study.EPOCHS
     assert long.param_scheduler[1]['end'] == 2 * study.EPOCHS
+    plain_long = study.build_config('effdsp-b0', 'flips_only_long', 0, out)
+    assert _steps(plain_long) == _steps(flips)
+    assert plain_long.train_cfg.max_epochs == 2 * study.EPOCHS
     temps = [h for h in long.custom_hooks
              if h['type'] == 'ODConvTemperatureHook']
     assert temps[0]['warmup_epochs'] == 20  # 10 of 12 epochs, scaled
@@ -72,7 +75,7 @@ def test_report_pairs_seeds_and_images(study, tmp_path):
             r = _result('effdsp-b0', variant, seed, pred, gt)
             name = study.run_name('effdsp-b0', variant, seed)
             (folder / f'{name}.json').write_text(json.dumps(r))
-    lines = study.report(str(tmp_path), 'paper', n_resamples=200)
+    lines = study.report(str(folder), 'paper', n_resamples=200)
     row = next(line for line in lines if '| flips_only |' in line)
     cells = [c.strip() for c in row.split('|')]
     assert cells[3] == '3' and cells[4] == '100.00 ± 0.00'
@@ -96,3 +99,28 @@ def test_finished_runs_are_skipped(study, tmp_path, monkeypatch):
     study.main(['run', str(tmp_path), '--models', 'effdsp-b0', '--variants',
                 'paper', 'no_seg', '--seeds', '0'])
     assert ran == [('effdsp-b0', 'no_seg', 0)]
+
+
+def test_results_folder_option(study, tmp_path, monkeypatch, capsys):
+    """--results keeps the result files apart from the work folder: `run`
+    skips what is there and `report` reads it without the work folder."""
+    results = tmp_path / 'tracked'
+    results.mkdir()
+    gt = [0, 1, 2, 3] * 5
+    r = _result('efficientnetv2-b0', 'paper', 0, gt, gt)
+    name = study.run_name('efficientnetv2-b0', 'paper', 0)
+    (results / f'{name}.json').write_text(json.dumps(r))
+    ran = []
+    monkeypatch.setattr(study, '_prepare', lambda out, variants: {})
+    monkeypatch.setattr(study, 'run_one',
+                        lambda *a: ran.append((a[:3], a[-1])) or dict(
+                            metrics={'accuracy/top1': 90.}, train_seconds=1))
+    study.main(['run', str(tmp_path / 'work'), '--results', str(results),
+                '--models', 'efficientnetv2-b0', '--variants', 'paper',
+                'no_seg', '--seeds', '0'])
+    assert ran == [(('efficientnetv2-b0', 'no_seg', 0), str(results))]
+    study.main(['report', '--results', str(results)])
+    assert '| efficientnetv2-b0 | paper | 1 | 100.00 ± 0.00' in \
+        capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        study.main(['report'])
