@@ -4,7 +4,8 @@ import os
 import os.path as osp
 from typing import Iterable, Sequence
 
-FLAG_COLUMNS = ('flag_reason', 'confidence', 'energy', 'feature_distance')
+FLAG_COLUMNS = ('flag_reason', 'confidence', 'energy', 'feature_distance',
+                'stage_distance')
 
 
 def _num(value, digits=6):
@@ -20,8 +21,8 @@ def write_csv(rows: Iterable[dict],
     per class name, seg_fallback (``True``/``False``, empty when the pipeline
     has no segmentation step), with ``with_flags`` the reject columns
     (``flag_reason``: empty when the image may be judged, else the reasons
-    joined by ``'; '``; ``confidence``, ``energy``, ``feature_distance``:
-    the scores, empty when not computed), error (empty on success) and,
+    joined by ``'; '``; ``confidence``, ``energy``, ``feature_distance``,
+    ``stage_distance``: the scores, empty when not computed), error (empty on success) and,
     with ``with_cam``, cam_path."""
     header = ['path', 'pred_class', *classes, 'seg_fallback']
     if with_flags:
@@ -47,7 +48,8 @@ def write_csv(rows: Iterable[dict],
                     r['flag_reason'],
                     _num(r['confidence']),
                     _num(r['energy'], 4),
-                    _num(r['feature_distance'])
+                    _num(r['feature_distance']),
+                    _num(r.get('stage_distance'), 4)
                 ]
             line.append(r['error'])
             if with_cam:

@@ -1,4 +1,5 @@
 """Building a trained classifier and running it to logits and features."""
+import contextlib
 import copy
 import os.path as osp
 from typing import List, Optional, Union
@@ -147,7 +148,10 @@ def model_outputs(model: nn.Module, inputs: torch.Tensor) -> dict:
     return dict(logits=logits.float().cpu(), features=features)
 
 
-def collect_outputs(model: nn.Module, dataloader, progress: bool = True):
+def collect_outputs(model: nn.Module,
+                    dataloader,
+                    progress: bool = True,
+                    stages: Optional[List[str]] = None):
     """Raw logits, features and labels of every batch of a dataloader.
 
     Args:
@@ -156,23 +160,30 @@ def collect_outputs(model: nn.Module, dataloader, progress: bool = True):
         dataloader (Iterable): Yields mmengine data batches (``inputs``,
             ``data_samples``), e.g. ``Runner.build_dataloader(cfg)``.
         progress (bool): Show a progress bar on stderr. Defaults to True.
+        stages (list[str], optional): Also record these stages' feature
+            statistics (:class:`mmdsp.apis.StageStatistics`).
 
     Returns:
         dict: ``logits`` (N, K), ``features`` ((N, C) or None), ``labels``
-        (N, ) numpy arrays and ``img_paths`` (list).
+        (N, ) numpy arrays and ``img_paths`` (list); with ``stages``,
+        ``stage_stats``: one (N, D_s) array per stage.
     """
     import sys
 
     import numpy as np
     from mmengine.utils import ProgressBar
-    logits, feats, labels, paths = [], [], [], []
+    from .stage_features import StageStatistics
+    logits, feats, labels, paths, stats = [], [], [], [], []
+    recorder = StageStatistics(model, stages) if stages else None
     total = len(dataloader.dataset) if hasattr(dataloader, 'dataset') \
         else 0
     bar = ProgressBar(total, file=sys.stderr) if progress and total else None
-    with torch.no_grad():
+    with torch.no_grad(), (recorder or contextlib.nullcontext()):
         for batch in dataloader:
             data = model.data_preprocessor(batch, False)
             out = model_outputs(model, data['inputs'])
+            if recorder is not None:
+                stats.append([x.numpy() for x in recorder.pop()])
             logits.append(out['logits'].double().numpy())
             if out['features'] is not None:
                 feats.append(out['features'].numpy())
@@ -189,7 +200,10 @@ def collect_outputs(model: nn.Module, dataloader, progress: bool = True):
         sys.stderr.write('\n')
     if not logits:
         raise ValueError('collect_outputs: the dataloader yielded no batch')
-    return dict(logits=np.concatenate(logits),
-                features=np.concatenate(feats) if feats else None,
-                labels=np.array(labels),
-                img_paths=paths)
+    out = dict(logits=np.concatenate(logits),
+               features=np.concatenate(feats) if feats else None,
+               labels=np.array(labels),
+               img_paths=paths)
+    if recorder is not None:
+        out['stage_stats'] = [np.concatenate(s) for s in zip(*stats)]
+    return out

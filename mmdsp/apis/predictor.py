@@ -6,6 +6,7 @@ the prediction (for a checkpoint with fitted thresholds) and the error, if
 any. A file that cannot be read or processed gets its error and the others
 go on.
 """
+import contextlib
 import copy
 import os
 import os.path as osp
@@ -20,11 +21,13 @@ from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
 
-from mmdsp.evaluation import energy_score, feature_distance, flag_reasons
+from mmdsp.evaluation import (energy_score, feature_distance, flag_reasons,
+                              stage_distance)
 from .csv_io import write_csv
 from .gradcam import GradCAM, overlay_cam, resolve_layer
 from .inference import load_classifier, model_outputs
 from .inputs import collect_inputs
+from .stage_features import StageStatistics
 
 _LOAD_TYPES = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile',
                'mmcv.LoadImageFromFile')
@@ -68,6 +71,10 @@ class Predictor:
         self.flags = bool(self.thresholds) if flags is None else bool(flags)
         bank = self.calibration['feature_bank']
         self.feature_bank = None if bank is None else bank.float()
+        self.stage_gaussians = self.calibration['stage_gaussians']
+        self.stages = StageStatistics(
+            self.model, self.calibration['stage_names']) \
+            if self.stage_gaussians else None
         cfg = self.cfg
         from mmpretrain.registry import TRANSFORMS
         try:
@@ -124,11 +131,13 @@ class Predictor:
     def forward(self, items: List[dict]) -> dict:
         """Scores of prepared items: ``probs``, ``logits`` (raw, before the
         temperature), ``confidence``, ``energy``, ``feature_distance``
-        (None without a feature bank), numpy arrays."""
+        (None without a feature bank), ``stage_distance`` (None without
+        stage Gaussians), numpy arrays."""
         batch = pseudo_collate([it['data'] for it in items])
-        with torch.no_grad():
+        with torch.no_grad(), (self.stages or contextlib.nullcontext()):
             data = self.model.data_preprocessor(batch, False)
             out = model_outputs(self.model, data['inputs'])
+            stats = self.stages.pop() if self.stages else None
         # The head's temperature hook divided the logits; the energy score
         # was fitted on the raw ones.
         scaled = out['logits'].double()
@@ -138,12 +147,15 @@ class Predictor:
         if self.feature_bank is not None and out['features'] is not None:
             dist = feature_distance(out['features'], self.feature_bank,
                                     self.calibration['feature_k'])
+        stage = None if stats is None else stage_distance(
+            stats, self.stage_gaussians)
         return dict(probs=probs,
                     logits=logits,
                     features=out['features'],
                     confidence=probs.max(1),
                     energy=energy_score(logits),
-                    feature_distance=dist)
+                    feature_distance=dist,
+                    stage_distance=stage)
 
     def _cams(self, items: List[dict], pred: np.ndarray) -> np.ndarray:
         batch = pseudo_collate([it['data'] for it in items])
@@ -171,6 +183,7 @@ class Predictor:
                  confidence=None,
                  energy=None,
                  feature_distance=None,
+                 stage_distance=None,
                  flag_reason='',
                  error='',
                  cam_path='') for p in paths
@@ -223,7 +236,8 @@ class Predictor:
                 row = dict(path=name, pred_label=None, pred_class='',
                            scores=None, seg_fallback=None, confidence=None,
                            energy=None, feature_distance=None,
-                           flag_reason='', error='', cam_path='')
+                           stage_distance=None, flag_reason='', error='',
+                           cam_path='')
                 rows.append(row)
                 try:
                     item = self.prepare_loaded(
@@ -260,7 +274,7 @@ class Predictor:
                     f'{len(self.classes)} class names are known '
                     f'({self.classes}).')
             pred = score.argmax(axis=1)
-            dist = out['feature_distance']
+            dist, stage = out['feature_distance'], out['stage_distance']
             for i, ((row, _), s, p) in enumerate(zip(group, score, pred)):
                 row.update(scores=s,
                            pred_label=int(p),
@@ -268,12 +282,15 @@ class Predictor:
                            confidence=float(out['confidence'][i]),
                            energy=float(out['energy'][i]),
                            feature_distance=None
-                           if dist is None else float(dist[i]))
+                           if dist is None else float(dist[i]),
+                           stage_distance=None
+                           if stage is None else float(stage[i]))
                 if self.flags:
                     row['flag_reason'] = '; '.join(
                         flag_reasons(self.thresholds, row['confidence'],
                                      row['energy'], row['feature_distance'],
-                                     row['seg_fallback']))
+                                     row['seg_fallback'],
+                                     row['stage_distance']))
             if cam_dir:
                 self._save_cams(group, pred, cam_dir, cam_names)
 
@@ -339,7 +356,8 @@ def predict(config: Union[str, Config],
         ``pred_class``, ``scores`` (class probabilities, np.ndarray),
         ``seg_fallback`` (bool or None), ``confidence`` (largest
         probability), ``energy``, ``feature_distance`` (None without a
-        feature bank), ``flag_reason`` (empty string: fine to judge),
+        feature bank), ``stage_distance`` (None without stage Gaussians),
+        ``flag_reason`` (empty string: fine to judge),
         ``error`` (empty string on success) and ``cam_path``.
     """
     predictor = Predictor(config, checkpoint, device, cam_layer, calibrated,

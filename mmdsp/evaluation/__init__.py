@@ -6,7 +6,8 @@
 * :func:`bootstrap_ci`, :func:`paired_bootstrap_ci`: the one bootstrap;
 * temperature scaling (:func:`fit_temperature`; applied at test time by
   ``mmdsp.engine.hooks.TemperatureScalingHook``)
-  and the reject scores of :mod:`mmdsp.evaluation.ood`.
+  and the reject scores of :mod:`mmdsp.evaluation.ood` and
+  :mod:`mmdsp.evaluation.stage_distance`.
 
 See ``docs/evaluation.md``.
 """
@@ -17,6 +18,7 @@ from .metrics import (AUROC, BenignVsMalignant, BootstrapCI,
                       CalibrationMetric, ScoreLabelMetric)
 from .ood import (energy_score, feature_distance, fit_thresholds,
                   flag_reasons, reason_kinds)
+from .stage_distance import fit_stage_gaussians, stage_distance
 from .temperature import apply_temperature, fit_temperature, get_temperature
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     'apply_temperature', 'bootstrap_ci',
     'energy_score', 'feature_distance', 'fit_temperature', 'fit_thresholds',
     'flag_reasons', 'get_temperature', 'paired_bootstrap_ci',
-    'read_calibration', 'reason_kinds'
+    'read_calibration', 'reason_kinds', 'fit_stage_gaussians',
+    'stage_distance'
 ]

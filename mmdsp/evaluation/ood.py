@@ -10,6 +10,10 @@ checkpoint (:mod:`mmdsp.evaluation.calibration_meta`):
 * **feature distance**: cosine distance of the image's pre-logits feature to
   its k-th nearest training feature (Sun et al., 2022); high means the
   image looks like no training image, whatever the head makes of it.
+* **stage distance**: the largest standardised Mahalanobis distance of the
+  earlier stages' feature statistics to the training images'
+  (:mod:`mmdsp.evaluation.stage_distance`); high means the image is made of
+  other colours, textures or scales.
 """
 import numpy as np
 import torch
@@ -25,6 +29,7 @@ REASON_KINDS = {
     'confidence': 'low confidence',
     'energy': 'out of distribution: energy',
     'feature_distance': 'out of distribution: feature distance',
+    'stage_distance': 'out of distribution: stage statistics',
 }
 
 # score name -> (threshold key, direction in which an image is odd)
@@ -32,6 +37,7 @@ SCORES = {
     'confidence': ('min_confidence', 'low'),
     'energy': ('max_energy', 'high'),
     'feature_distance': ('max_feature_distance', 'high'),
+    'stage_distance': ('max_stage_distance', 'high'),
 }
 
 
@@ -117,13 +123,15 @@ def fit_thresholds(scores, rates):
 
 
 def flag_reasons(thresholds, confidence=None, energy=None,
-                 feature_distance=None, seg_fallback=None):
+                 feature_distance=None, seg_fallback=None,
+                 stage_distance=None):
     """Why one image should not be judged by the model.
 
     Args:
         thresholds (dict): As returned by :func:`fit_thresholds`.
-        confidence, energy, feature_distance (float, optional): The image's
-            scores; a score without a threshold, or None, is not checked.
+        confidence, energy, feature_distance, stage_distance (float,
+            optional): The image's scores; a score without a threshold, or
+            None, is not checked.
         seg_fallback (bool, optional): The pipeline's segmentation fell
             back to the whole image.
 
@@ -144,6 +152,10 @@ def flag_reasons(thresholds, confidence=None, energy=None,
             and feature_distance > t:
         reasons.append(f'out of distribution: feature distance '
                        f'{feature_distance:.3f} > {t:.3f}')
+    t = thresholds.get('max_stage_distance')
+    if t is not None and stage_distance is not None and stage_distance > t:
+        reasons.append(f'out of distribution: stage statistics '
+                       f'{stage_distance:.2f} > {t:.2f}')
     return reasons
 
 

@@ -71,7 +71,11 @@ def test_temperature_equals_independent_fit(setup, fitted):
     meta = torch.load(fitted['out'])['meta']['calibration']
     assert meta['temperature'] == fitted['temperature']
     assert set(meta['thresholds']) == {'min_confidence', 'max_energy',
-                                       'max_feature_distance'}
+                                       'max_feature_distance',
+                                       'max_stage_distance'}
+    # every backbone stage but the last, each with its Gaussian
+    assert meta['stage_names'] and len(meta['stage_gaussians']) == len(
+        meta['stage_names'])
     assert meta['feature_bank'].shape == (12, 64)
     assert meta['feature_bank'].dtype == torch.float16
 
@@ -117,6 +121,8 @@ def test_calibrated_checkpoint_in_predict(setup, fitted, tools, tmp_path):
         assert ('low confidence' in r['flag_reason']) == low
         assert ('energy' in r['flag_reason']) == (r['energy'] >
                                                    th['max_energy'])
+        assert ('stage statistics' in r['flag_reason']) == (
+            r['stage_distance'] > th['max_stage_distance'])
         n_flagged += bool(r['flag_reason'])
         # raw probabilities: the confidence threshold does not apply
         assert 'low confidence' not in r0['flag_reason']
@@ -128,9 +134,9 @@ def test_calibrated_checkpoint_in_predict(setup, fitted, tools, tmp_path):
                       '--out', str(out), '--no-progress']) == 0
     with open(out, newline='') as f:
         csv_rows = list(csv.DictReader(f))
-    assert list(csv_rows[0])[-6:] == [
+    assert list(csv_rows[0])[-7:] == [
         'seg_fallback', 'flag_reason', 'confidence', 'energy',
-        'feature_distance', 'error']
+        'feature_distance', 'stage_distance', 'error']
     assert [r['flag_reason'] for r in csv_rows] == \
         [r['flag_reason'] for r in rows]
     assert tool.main([setup['cfg'], fitted['out'], *setup['images'],

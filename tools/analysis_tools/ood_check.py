@@ -162,9 +162,10 @@ def main(argv=None):
 
     header = ['image set', 'images', 'flagged (%)',
               'segmentation fell back (%)', 'low confidence (%)',
-              'energy (%)', 'feature distance (%)']
+              'energy (%)', 'feature distance (%)', 'stage distance (%)']
     table = [[r['set'], r['images'], r['flagged'], r['seg_fallback'],
-              r['confidence'], r['energy'], r['feature_distance']]
+              r['confidence'], r['energy'], r['feature_distance'],
+              r['stage_distance']]
              for r in results]
     thresholds = ', '.join(f'{k} = {v:.4f}'
                            for k, v in predictor.thresholds.items())
