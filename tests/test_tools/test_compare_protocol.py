@@ -56,3 +56,25 @@ def test_compare_sh_fails_when_a_model_has_no_result(tmp_path, tools):
     train_log = (work / 'no_such_config.train.log').read_text()
     assert 'configs/no_such_config.py' in train_log
     assert 'torch.distributed' in train_log
+
+
+def test_compare_sh_several_seeds(tmp_path, tools):
+    """SEEDS: each model once per seed, in seed<k>/, and one table row with
+    mean +- std over them."""
+    data = str(tmp_path / 'synthetic')
+    tools.run('dataset_converters/make_synthetic_all.py', data,
+              '--num-per-class', '6', '--size', '48', env=tools.env(data))
+    work = tmp_path / 'work'
+    env = tools.env(data, EPOCHS='2', AMP='0', ARCH='b0', IMG='32',
+                    NUM_WORKERS='0', SPLIT_DIR=data, SEEDS='1 2',
+                    MODELS='efficientnetv2-s_all')
+    _, log = tools.run('gpu/compare.sh', data, work, env=env, timeout=900)
+    for seed in (1, 2):
+        assert f'seed {seed}' in log
+        assert 'Epoch(test)' in (
+            work / f'seed{seed}' / 'efficientnetv2-s_all.test.log').read_text()
+    with open(work / 'tables' / 'table2.csv') as f:
+        rows = {r['row']: r for r in csv.DictReader(f)}
+    assert rows['efficientnetv2']['n_runs'] == '2'
+    assert rows['efficientnetv2']['seeds'] == '1 2'
+    assert '±' in (work / 'tables' / 'table2.md').read_text()

@@ -16,7 +16,9 @@
 #   SPLIT_DIR (use these train/val/test.txt instead of making the split),
 #   IMG (input side, default 224) and ARCH (EfficientNetV2 arch table of
 #   both models, default s): the CPU proxy (tools/cpu_proxy.sh) shrinks both;
-#   SEED (training seed, default the configs' 0).
+#   SEED (training seed, default the configs' 0) or SEEDS (several, e.g.
+#   "0 1 2": each model once per seed, runs in WORK_DIR/seed<k>/, and the
+#   table gives mean +- std over them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -78,8 +80,7 @@ opts=(
 # The input side: ImgSizeHook applies it to every pipeline.
 [ -n "${IMG:-}" ] && opts+=("img_size=$IMG")
 [ -n "${ARCH:-}" ] && opts+=("model.backbone.arch=$ARCH")
-# Training seed (the split keeps seed 0); paper_tables.py averages seeds.
-[ -n "${SEED:-}" ] && opts+=("randomness.seed=$SEED")
+SEEDS=${SEEDS:-${SEED:-}}
 
 # One GPU: one process, no torchrun. Under torchrun, NCCL held each
 # tools/test.py exit for about 60 s on the H100 (docs/experiments.md).
@@ -94,24 +95,37 @@ fi
 
 run_dirs=()
 failed=()
-for name in $MODELS; do
+n_seeds=$(wc -w <<< "$SEEDS")
+# Seeds outermost: a run cut short by the device's time limit still has
+# every model at its first seed.
+for seed in ${SEEDS:-configs}; do
+  seed_opts=()
+  root=$WORK
+  if [ "$seed" != configs ]; then
+      # Training seed (the split keeps seed 0); paper_tables.py averages.
+      seed_opts=("randomness.seed=$seed")
+      [ "$n_seeds" -gt 1 ] && root=$WORK/seed$seed && mkdir -p "$root"
+  fi
+  for name in $MODELS; do
     cfg=configs/$name.py
-    dir=$WORK/$name
+    dir=$root/$name
     run_dirs+=("$dir")
-    stamp "train $name ($EPOCHS epochs, $GPUS GPU(s), workers $NW)"
+    stamp "train $name ($EPOCHS epochs, seed $seed, $GPUS GPU(s), workers $NW)"
     limit=()
     [ "$TRAIN_TIMEOUT" != 0 ] && limit=(timeout --signal=INT "$TRAIN_TIMEOUT")
     "${limit[@]}" "${train_cmd[@]}" "$cfg" "${gpus_arg[@]}" --work-dir "$dir" \
-        "${amp_flag[@]}" --cfg-options "${opts[@]}" > "$dir.train.log" 2>&1 \
+        "${amp_flag[@]}" --cfg-options "${opts[@]}" "${seed_opts[@]}" \
+        > "$dir.train.log" 2>&1 \
         || stamp "training $name stopped early (exit $?; see $dir.train.log)"
     grep -E "Epoch\(val\)" "$dir.train.log" | grep accuracy | tail -n 2 || true
     ckpt=$(ls -t "$dir"/best_*.pth 2>/dev/null | head -n 1 || true)
     [ -n "$ckpt" ] || { stamp "no checkpoint for $name"; failed+=("$name"); continue; }
     stamp "test $name with $(basename "$ckpt")"
     "${test_cmd[@]}" "$cfg" "$ckpt" "${gpus_arg[@]}" --work-dir "$dir" \
-        --cfg-options "${opts[@]}" > "$dir.test.log" 2>&1 \
+        --cfg-options "${opts[@]}" "${seed_opts[@]}" > "$dir.test.log" 2>&1 \
         || { stamp "testing $name failed (see $dir.test.log)"; failed+=("$name"); }
     grep -E "Epoch\(test\)" "$dir.test.log" | tail -n 1 || true
+  done
 done
 
 stamp "tables"
