@@ -120,7 +120,7 @@ def test_results_folder_option(study, tmp_path, monkeypatch, capsys):
                 'no_seg', '--seeds', '0'])
     assert ran == [(('efficientnetv2-b0', 'no_seg', 0), str(results))]
     study.main(['report', '--results', str(results)])
-    assert '| efficientnetv2-b0 | paper | 1 | 100.00 ± 0.00' in \
+    assert '| efficientnetv2-b0 | paper | 1 | 100.00 | 100.00 |' in \
         capsys.readouterr().out
     with pytest.raises(SystemExit):
         study.main(['report'])

@@ -249,9 +249,11 @@ def macro_f1(pred, gt, num_classes=4):
 
 
 def _mean_std(values):
+    """Mean ± sample std; one run has no spread to show."""
     values = np.asarray(values, float)
-    std = values.std(ddof=1) if len(values) > 1 else 0.
-    return f'{values.mean():.2f} ± {std:.2f}'
+    if len(values) == 1:
+        return f'{values[0]:.2f}'
+    return f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
 
 
 def report(results_dir, baseline='paper', n_resamples=2000):
