@@ -5,7 +5,7 @@ The pre-logits feature says what the head makes of an image; the earlier
 stages say what the image is made of (colour, texture, scale), which is
 where a drawn smear, a photo or a cell at another magnification differs
 from the training images. Each stage's output (N, C, H, W) is summarised
-by its per-channel spatial mean and standard deviation.
+by its per-channel spatial mean and (population) standard deviation.
 """
 from typing import List, Optional, Sequence
 
@@ -77,8 +77,10 @@ class StageStatistics:
             # neck) carry no spatial statistics: skipped.
             if isinstance(output, torch.Tensor) and output.dim() == 4:
                 x = output.detach().float()
+                # population std: a 1x1 map (a small input's last stages)
+                # has std 0, not NaN
                 self._outputs[name] = torch.cat(
-                    [x.mean((2, 3)), x.std((2, 3))], 1).cpu()
+                    [x.mean((2, 3)), x.std((2, 3), correction=0)], 1).cpu()
 
         return record
 

@@ -93,8 +93,13 @@ def test_stage_statistics_records_mean_and_std():
     y = net.backbone.layers[0](x)
     np.testing.assert_allclose(out[0][:, :4], y.mean((2, 3)).detach(),
                                atol=1e-6)
-    np.testing.assert_allclose(out[0][:, 4:], y.std((2, 3)).detach(),
+    np.testing.assert_allclose(out[0][:, 4:],
+                               y.std((2, 3), correction=0).detach(),
                                atol=1e-6)
+    # a 1x1 map has std 0, not NaN
+    with StageStatistics(net) as stats:
+        net(torch.randn(2, 3, 3, 3))
+        assert torch.all(stats.pop()[0][:, 4:] == 0)
     # the hooks are gone after `with`
     net(x)
     assert stats.pop() == []
