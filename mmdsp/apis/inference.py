@@ -166,7 +166,8 @@ def collect_outputs(model: nn.Module,
     Returns:
         dict: ``logits`` (N, K), ``features`` ((N, C) or None), ``labels``
         (N, ) numpy arrays and ``img_paths`` (list); with ``stages``,
-        ``stage_stats``: one (N, D_s) array per stage.
+        ``stage_stats``: one (N, D_s) array per stage that gave a feature
+        map, and ``stage_names``: those stages.
     """
     import sys
 
@@ -206,4 +207,5 @@ def collect_outputs(model: nn.Module,
                img_paths=paths)
     if recorder is not None:
         out['stage_stats'] = [np.concatenate(s) for s in zip(*stats)]
+        out['stage_names'] = list(recorder.recorded)
     return out

@@ -69,6 +69,7 @@ class StageStatistics:
         self.names = stage_modules(model, names)
         self._outputs = {}
         self._handles = []
+        self.recorded = []
 
     def _hook(self, name):
 
@@ -99,8 +100,9 @@ class StageStatistics:
 
     def pop(self) -> List[torch.Tensor]:
         """The statistics of the last forward, one (N, 2C) tensor per stage
-        that gave a feature map, in the order of ``names``; then forget
-        them."""
-        out = [self._outputs[n] for n in self.names if n in self._outputs]
+        that gave a feature map, in the order of ``names`` (their names in
+        ``recorded``); then forget them."""
+        self.recorded = [n for n in self.names if n in self._outputs]
+        out = [self._outputs[n] for n in self.recorded]
         self._outputs = {}
         return out

@@ -90,6 +90,7 @@ def test_stage_statistics_records_mean_and_std():
         out = stats.pop()
     # the Flatten gives no feature map: two stages, mean then std
     assert [o.shape for o in out] == [(5, 8), (5, 4)]
+    assert stats.recorded == ['backbone.layers.0', 'backbone.layers.1']
     y = net.backbone.layers[0](x)
     np.testing.assert_allclose(out[0][:, :4], y.mean((2, 3)).detach(),
                                atol=1e-6)

@@ -174,3 +174,22 @@ def test_runner_test_uses_the_temperature(setup, fitted, tmp_path):
 def test_bad_flag_rate_is_named(fitted):
     with pytest.raises(SystemExit, match='confidnce=0.1'):
         fitted['tool'].parse_rates(['confidnce=0.1'])
+
+
+def test_named_stages_keep_only_feature_maps(setup, tools, tmp_path):
+    """--stages: a named module without a feature map (the head) is left
+    out of the stored stages, and the checkpoint still predicts."""
+    from mmdsp.apis import stage_modules
+    first = stage_modules(setup['model'])[0]
+    out = str(tmp_path / 'staged.pth')
+    tools.load('analysis_tools/fit_temperature.py').main([
+        setup['cfg'], setup['ckpt'], '--out', out, '--num-workers', '0',
+        '--no-progress', '--no-test', '--device', 'cpu', '--stages', first,
+        'head'
+    ])
+    meta = torch.load(out)['meta']['calibration']
+    assert meta['stage_names'] == [first]
+    assert len(meta['stage_gaussians']) == 1
+    rows = predict(setup['cfg'], out, setup['images'][:3], device='cpu',
+                   progress=False)
+    assert all(r['stage_distance'] is not None for r in rows)

@@ -28,8 +28,7 @@ import sys
 import numpy as np
 import torch
 
-from mmdsp.apis import collect_outputs, load_classifier
-from mmdsp.apis import stage_modules
+from mmdsp.apis import collect_outputs, load_classifier, stage_modules
 from mmdsp.evaluation import (META_KEY, energy_score, feature_distance,
                               fit_stage_gaussians, fit_temperature,
                               fit_thresholds, flag_reasons, reason_kinds,
@@ -231,7 +230,7 @@ def main(argv=None):
         flag_rates={k: v for k, v in rates.items() if v},
         feature_bank=bank,
         feature_k=args.feature_k,
-        stage_names=list(stages) if gaussians else [],
+        stage_names=val['stage_names'] if gaussians else [],
         stage_gaussians=gaussians,
         fitted_on=dict(val=int(len(val['labels'])),
                        bank=0 if bank is None else int(len(bank)),
