@@ -3,7 +3,9 @@
 # tools/gpu/compare.sh, reduced for a 2-core CPU (30 min measured there):
 # EfficientNetV2-B0 against EfficientNet-DSP at B0 size, 128 px, 12 epochs,
 # fp32, on the same leak-free split and pre-segmented masks.
-# Usage: tools/cpu_proxy.sh DATA_ROOT [WORK_DIR]
+# Usage: [SEEDS="0 1 2"] tools/cpu_proxy.sh DATA_ROOT [WORK_DIR]
+#   SEEDS: each model once per seed, and table 2 with mean +- std (about
+#   45 min per seed on 2 cores: 19 min EfficientNetV2-B0, 25 min DSP-B0).
 set -euo pipefail
 export EPOCHS=${EPOCHS:-12} IMG=${IMG:-128} ARCH=${ARCH:-b0} AMP=0
 export NUM_WORKERS=${NUM_WORKERS:-2}
