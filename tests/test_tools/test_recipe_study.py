@@ -124,3 +124,26 @@ def test_results_folder_option(study, tmp_path, monkeypatch, capsys):
         capsys.readouterr().out
     with pytest.raises(SystemExit):
         study.main(['report'])
+
+
+def test_report_compares_the_two_models(study, tmp_path):
+    """A variant both models ran gets a DSP - EfficientNetV2 row, paired by
+    seed and image; one model alone gets none."""
+    gt = [0, 1, 2, 3] * 25
+    wrong = [(g + 1) % 4 for g in gt]
+    folder = tmp_path / 'results'
+    folder.mkdir()
+    for model, pred in (('effdsp-b0', gt[:90] + wrong[90:]),
+                        ('efficientnetv2-b0', gt[:80] + wrong[80:])):
+        r = _result(model, 'flips_only', 0, pred, gt)
+        name = study.run_name(model, 'flips_only', 0)
+        (folder / f'{name}.json').write_text(json.dumps(r))
+    only = _result('efficientnetv2-b0', 'paper', 0, gt, gt)
+    (folder / 'efficientnetv2-b0__paper__seed0.json').write_text(
+        json.dumps(only))
+    lines = study.report(str(folder), 'paper', n_resamples=200)
+    rows = [line for line in lines if line.startswith('| flips_only |')]
+    assert len(rows) == 1
+    # 90 % against 80 % right on the same 100 images
+    assert rows[0].split('|')[2].strip().startswith('+10.00 [')
+    assert not any(line.startswith('| paper |') for line in lines)

@@ -256,10 +256,48 @@ def _mean_std(values):
     return f'{values.mean():.2f} ± {values.std(ddof=1):.2f}'
 
 
+def _accuracy(pred, gt):
+    return 100 * float(np.mean(pred == gt))
+
+
+def _per_seed_f1(pred, gt):
+    """Mean over seeds (columns) of each seed's macro F1."""
+    return np.mean([macro_f1(pred[:, j], gt[:, j])
+                    for j in range(pred.shape[1])])
+
+
+def paired_difference(runs, base, n_resamples=2000):
+    """Accuracy and macro-F1 differences ``runs - base`` on the seeds both
+    have, paired by seed and test image, as ``'+d [low, high] (n=k)'``
+    texts with 95 % bootstrap intervals; ``('-', '-')`` when no seed is
+    shared.
+
+    Args:
+        runs, base (dict): ``{seed: result}`` of two (model, variant)s.
+        n_resamples (int): Bootstrap resamples. Defaults to 2000.
+    """
+    from mmdsp.evaluation import paired_bootstrap_ci
+    shared = sorted(s for s in runs if s in base)
+    if not shared:
+        return '-', '-'
+
+    def stack(rs, key):  # test images x seeds
+        return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
+
+    a = (stack(runs, 'pred'), stack(runs, 'gt'))
+    b = (stack(base, 'pred'), stack(base, 'gt'))
+    texts = []
+    for fn in (_accuracy, _per_seed_f1):
+        ci = paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
+        texts.append(f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] '
+                     f'(n={len(shared)})')
+    return tuple(texts)
+
+
 def report(results_dir, baseline='paper', n_resamples=2000):
     """The study's table as markdown lines, from the result files in the
-    folder ``results_dir``."""
-    from mmdsp.evaluation import paired_bootstrap_ci
+    folder ``results_dir``: one row per (model, variant), then, for every
+    variant both models ran, EfficientNet-DSP-B0 minus EfficientNetV2-B0."""
     results = load_results(results_dir)
     by = {}
     for r in results:
@@ -269,41 +307,29 @@ def report(results_dir, baseline='paper', n_resamples=2000):
         f'{baseline} [95 % CI] | Δ macro F1 [95 % CI] | train min/run |',
         '|---|---|---|---|---|---|---|---|'
     ]
-
-    def per_seed_f1(pred, gt):
-        return np.mean([macro_f1(pred[:, j], gt[:, j])
-                        for j in range(pred.shape[1])])
-
-    def accuracy(pred, gt):
-        return 100 * float(np.mean(pred == gt))
-
     for (model, variant), runs in sorted(by.items()):
         seeds = sorted(runs)
         acc = [100 * np.mean(np.equal(runs[s]['pred'], runs[s]['gt']))
                for s in seeds]
         f1 = [macro_f1(runs[s]['pred'], runs[s]['gt']) for s in seeds]
         diff_acc = diff_f1 = '-'
-        base = by.get((model, baseline), {})
-        shared = [s for s in seeds if s in base]
-        if variant != baseline and shared:
-            # Test images x seeds, paired by seed and image.
-            def stack(rs, key):
-                return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
-
-            a = (stack(runs, 'pred'), stack(runs, 'gt'))
-            b = (stack(base, 'pred'), stack(base, 'gt'))
-            for fn, slot in ((accuracy, 'acc'), (per_seed_f1, 'f1')):
-                ci = paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
-                text = (f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
-                        f' (n={len(shared)})')
-                if slot == 'acc':
-                    diff_acc = text
-                else:
-                    diff_f1 = text
+        if variant != baseline:
+            diff_acc, diff_f1 = paired_difference(
+                runs, by.get((model, baseline), {}), n_resamples)
         minutes = np.mean([runs[s]['train_seconds'] for s in seeds]) / 60
         lines.append(f'| {model} | {variant} | {len(seeds)} | '
                      f'{_mean_std(acc)} | {_mean_std(f1)} | {diff_acc} | '
                      f'{diff_f1} | {minutes:.1f} |')
+    dsp, v2 = 'effdsp-b0', 'efficientnetv2-b0'
+    pairs = [(v, by[(dsp, v)], by[(v2, v)]) for (m, v) in sorted(by)
+             if m == dsp and (v2, v) in by]
+    pairs = [(v, a, b, paired_difference(a, b, n_resamples))
+             for v, a, b in pairs]
+    pairs = [p for p in pairs if p[3][0] != '-']
+    if pairs:
+        lines += ['', f'| variant | Δ accuracy {dsp} − {v2} [95 % CI] | '
+                  'Δ macro F1 [95 % CI] |', '|---|---|---|']
+        lines += [f'| {v} | {d[0]} | {d[1]} |' for v, _, _, d in pairs]
     total = sum(r['total_seconds'] for r in results) / 3600
     lines.append('')
     lines.append(f'{len(results)} runs, {total:.2f} h of wall-clock in all.')
