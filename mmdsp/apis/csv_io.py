@@ -22,8 +22,8 @@ def write_csv(rows: Iterable[dict],
     has no segmentation step), with ``with_flags`` the reject columns
     (``flag_reason``: empty when the image may be judged, else the reasons
     joined by ``'; '``; ``confidence``, ``energy``, ``feature_distance``,
-    ``stage_distance``: the scores, empty when not computed), error (empty on success) and,
-    with ``with_cam``, cam_path."""
+    ``stage_distance``: the scores, empty when not computed), error (empty
+    on success) and, with ``with_cam``, cam_path."""
     header = ['path', 'pred_class', *classes, 'seg_fallback']
     if with_flags:
         header += list(FLAG_COLUMNS)
