@@ -1,15 +1,11 @@
 # A quick real-data run for a 2-core CPU (`make quick-real`, about 22 min):
 # EfficientNet-DSP with all its bricks (SAR, Dy-ODConv, DyDropBlock, PolyFocal
 # loss) at EfficientNetV2-B0 size and 128 px, 16 epochs, on the leak-free
-# split, with the plain pipeline of the dataset base (flips only).
+# split, with the default pipeline of the dataset base (flips only).
 _base_ = ['../effdsp_all.py']
 
 img_size = 128
 model = dict(backbone=dict(arch='b0'))
-
-train_dataloader = dict(dataset=dict(pipeline={{_base_.plain_train_pipeline}}))
-val_dataloader = dict(dataset=dict(pipeline={{_base_.plain_test_pipeline}}))
-test_dataloader = dict(dataset=dict(pipeline={{_base_.plain_test_pipeline}}))
 
 epochs = 16
 param_scheduler = [

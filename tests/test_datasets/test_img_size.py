@@ -28,16 +28,15 @@ def test_base_config_has_one_size(repo_root):
     assert _resize_scales(cfg) == [(96, 96)] * 3
 
 
-def test_demo_config_inherits_the_plain_pipelines(repo_root):
+def test_demo_config_inherits_the_default_pipelines(repo_root):
     demo = Config.fromfile(
         osp.join(repo_root, 'configs', 'demo', 'effdsp_synthetic.py'))
     real = Config.fromfile(osp.join(repo_root, 'configs', 'effdsp_all.py'))
     assert demo.img_size != real.img_size
-    # The dataset base's plain pipelines, not a copy at another size.
-    assert demo.train_dataloader.dataset.pipeline == \
-        real.plain_train_pipeline
+    # The dataset base's pipelines, not a copy at another size.
+    assert demo.train_dataloader.dataset.pipeline == real.train_pipeline
     for name in ('val_dataloader', 'test_dataloader'):
-        assert demo[name].dataset.pipeline == real.plain_test_pipeline
+        assert demo[name].dataset.pipeline == real.test_pipeline
     assert demo.test_dataloader.dataset.ann_file == 'test.txt'
     apply_img_size(demo)
     assert _resize_scales(demo) == [(demo.img_size, ) * 2] * 3

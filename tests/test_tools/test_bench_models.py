@@ -93,6 +93,44 @@ def test_smoke_run_prints_ratios_and_breakdown(bench, capsys):
         assert text in out
 
 
+def test_stage_table_covers_every_stage(bench, capsys):
+    models = [bench.build_classifier(dict(type=t, arch='b0'), 4)
+              for t in ('EfficientNetV2', 'EfficientNetDSP')]
+    args = bench.parse_args(['--stages'])
+    setting = bench.Setting(args, torch.device('cpu'))
+    timer = bench.Timer(torch.device('cpu'))
+    medians = bench.stage_medians(models, 2, 32, setting, timer, 0, 1)
+    stages = len(models[0].backbone.layers)
+    assert [len(m) for m in medians] == [stages, stages]
+    assert all(t > 0 for m in medians for t in m)
+    kinds = bench.stage_kinds(models[1])
+    assert kinds[2] == 'DyMBConv' and kinds[-2] == 'MBConvDSP'
+    bench.print_stages(models, medians, 2)
+    out = capsys.readouterr().out
+    assert 'EdgeResidual' in out and 'DyMBConv' in out and 'sum' in out
+
+
+class FakeLibc:
+    def __init__(self, ok=1):
+        self.calls, self.ok = [], ok
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.ok
+
+
+def test_keep_freed_memory_sets_both_mallopt_knobs(bench):
+    libc = FakeLibc()
+    assert bench.keep_freed_memory(libc)
+    assert libc.calls == [(bench.M_MMAP_MAX, 0),
+                          (bench.M_TRIM_THRESHOLD, 2**31 - 1)]
+    assert not bench.keep_freed_memory(FakeLibc(ok=0))
+    assert not bench.keep_freed_memory(object())  # no mallopt: not glibc
+    assert bench.parse_args(['--malloc', 'keep']).malloc == 'keep'
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--malloc', 'jemalloc'])
+
+
 def test_compiled_functions(bench):
     """The --compile lines' callables run under torch.compile (here the
     aot_eager backend, which builds the graphs without generating code)."""

@@ -1,8 +1,8 @@
 """tools/gpu/compare.sh, the GPU protocol, run end to end on the CPU.
 
 A GPU session has 15 device minutes at most, so the script must be known to
-work before it gets there: here it runs as on the GPU (mask cache,
-tools/dist_train.sh and tools/dist_test.sh through torchrun, tables) with AMP
+work before it gets there: here it runs as on the GPU (mask cache for the
+paper's recipe, tools/dist_train.sh and tools/dist_test.sh through torchrun, tables) with AMP
 off, B0 size, 32 px, 2 epochs, on a small synthetic data set and its own
 split.
 """
@@ -22,6 +22,8 @@ def test_compare_sh_on_cpu(tmp_path, tools):
                     SPLIT_DIR=data, SEED='3')
     _, log = tools.run('gpu/compare.sh', data, work, env=env, timeout=900)
 
+    # The default recipe removes no background: no mask cache is made.
+    assert 'no mask cache' in log and not (work / 'seg_cache').exists()
     for name in ('efficientnetv2-s_all', 'effdsp_all'):
         assert f'test {name} with best_accuracy_top1_epoch_' in log, log[-3000:]
         assert 'Epoch(test)' in (work / f'{name}.test.log').read_text()
@@ -56,6 +58,23 @@ def test_compare_sh_fails_when_a_model_has_no_result(tmp_path, tools):
     train_log = (work / 'no_such_config.train.log').read_text()
     assert 'configs/no_such_config.py' in train_log
     assert 'torch.distributed' in train_log
+
+
+def test_compare_sh_segments_for_the_paper_recipe(tmp_path, tools):
+    """A config that removes the background gets the mask cache, and a
+    config in a sub-folder its own log folder (training cut after 1 s)."""
+    data = str(tmp_path / 'synthetic')
+    tools.run('dataset_converters/make_synthetic_all.py', data,
+              '--num-per-class', '2', '--size', '48', env=tools.env(data))
+    env = tools.env(data, EPOCHS='2', AMP='0', NUM_WORKERS='0',
+                    SPLIT_DIR=data, TRAIN_TIMEOUT='1',
+                    MODELS='paper_recipe/efficientnetv2-s_all')
+    work = tmp_path / 'work'
+    rc, log = tools.run('gpu/compare.sh', data, work, env=env, check=False)
+    assert rc == 1, log[-3000:]
+    assert f'segment into {work}/seg_cache' in log
+    assert len(list((work / 'seg_cache').rglob('*_mask.png'))) == 8
+    assert (work / 'paper_recipe' / 'efficientnetv2-s_all.train.log').exists()
 
 
 def test_compare_sh_several_seeds(tmp_path, tools):

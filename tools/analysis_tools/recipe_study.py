@@ -43,8 +43,8 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
-    'efficientnetv2-b0': 'configs/efficientnetv2-s_all.py',
-    'effdsp-b0': 'configs/effdsp_all.py',
+    'efficientnetv2-b0': 'configs/paper_recipe/efficientnetv2-s_all.py',
+    'effdsp-b0': 'configs/paper_recipe/effdsp_all.py',
 }
 EPOCHS = 12  # the proxy's budget (docs/experiments.md section 6)
 IMG = 128

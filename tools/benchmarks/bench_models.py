@@ -21,6 +21,15 @@ the ratio DSP / EfficientNetV2-S.
   kernel counts as DyReLU); its backward is every autograd node whose
   sequence number was created inside that range. Profiling slows small
   ops down, so the shares are a guide, the timed lines above are the speed.
+- ``--stages``: eval forward time of each backbone stage (``layers[i]``)
+  of both models side by side, batch 1 and 16: the stages DSP changes (Dy-MBConv
+  for Fused-MBConv, SAR for SE) against the ones it shares.
+- ``--malloc keep``: glibc's allocator keeps freed memory (no ``mmap``
+  blocks, no trimming), which is what ``MALLOC_MMAP_MAX_=0
+  MALLOC_TRIM_THRESHOLD_=<large>`` in the environment does for any
+  command. By default glibc serves blocks above its mmap threshold (at most
+  32 MiB) with fresh pages, which page-fault on their first write on every
+  call: at batch 16 and 224 px that is most of a Dy-MBConv stage's time.
 - ``--compile``: the same latency / train lines for both models under
   ``torch.compile`` (inductor), compile time excluded (warm-up).
 - ``--device cuda``: autocast (``--amp-dtype``, float16 by default, with a
@@ -117,6 +126,16 @@ def parse_args(argv=None):
         default=True,
         help='print the per-brick profiler breakdown of DSP (default on)')
     parser.add_argument(
+        '--malloc',
+        choices=('default', 'keep'),
+        default='default',
+        help="'keep': glibc keeps freed memory for reuse (mallopt: no mmap, "
+        'no trim), see the module docstring')
+    parser.add_argument(
+        '--stages',
+        action='store_true',
+        help='print the per-stage forward times of both models')
+    parser.add_argument(
         '--profile-steps',
         type=int,
         default=3,
@@ -130,6 +149,48 @@ def parse_args(argv=None):
     if args.warmup < 0:
         parser.error('--warmup must be >= 0')
     return args
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory(libc=None):
+    """Make glibc's malloc reuse freed memory instead of returning it to
+    the system: no block is served by ``mmap`` and the heap is never
+    trimmed, so a large temporary made on every call reuses pages that are
+    already mapped instead of page-faulting fresh ones.
+
+    Args:
+        libc: The C library to set (a ``ctypes.CDLL``); default glibc.
+
+    Returns:
+        bool: Whether both settings took (False where there is no glibc).
+    """
+    if libc is None:
+        import ctypes
+        import ctypes.util
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        except OSError:
+            return False
+    if not hasattr(libc, 'mallopt'):
+        return False
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def malloc_setting(args):
+    """Apply ``--malloc`` and describe the allocator for the header."""
+    env = ', '.join(f'{k}={os.environ[k]}'
+                    for k in ('MALLOC_MMAP_MAX_', 'MALLOC_TRIM_THRESHOLD_')
+                    if k in os.environ)
+    if args.malloc == 'keep':
+        if not keep_freed_memory():
+            raise SystemExit('bench_models.py: --malloc keep needs glibc '
+                             '(mallopt not found or refused)')
+        return 'malloc keeps freed memory (mallopt)'
+    return f'malloc default{f" ({env})" if env else ""}'
 
 
 def check_device(args):
@@ -295,6 +356,63 @@ def train_fn(model, batch, img_size, num_classes, setting, compiled=False):
 
 
 # ----------------------------------------------------------------------
+# per-stage times
+# ----------------------------------------------------------------------
+def stage_kinds(model):
+    """The class name of each stage's first block (the stage's own for the
+    stem and the final conv)."""
+    return [type(s[0] if isinstance(s, torch.nn.Sequential) else s).__name__
+            for s in model.backbone.layers]
+
+
+def stage_fn(model, batch, img_size, setting, timer):
+    """A call running the backbone stage by stage (what
+    ``EfficientNetV2.forward`` does) that returns each stage's seconds."""
+    x = setting.input(batch, 3, img_size, img_size)
+    model.eval()
+
+    def run():
+        times, y = [], x
+        with torch.no_grad(), setting.autocast():
+            for stage in model.backbone.layers:
+                def call(stage=stage, inp=y):
+                    nonlocal y
+                    y = stage(inp)
+                times.append(timer(call))
+        return times
+
+    return run
+
+
+def stage_medians(models, batch, img_size, setting, timer, warmup, repeats):
+    """Per-stage median seconds of each model, interleaved repeat by
+    repeat like the other lines."""
+    fns = [stage_fn(m, batch, img_size, setting, timer) for m in models]
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    runs = [[] for _ in models]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, runs):
+            bucket.append(fn())
+    return [[statistics.median(r[i] for r in bucket)
+             for i in range(len(bucket[0]))] for bucket in runs]
+
+
+def print_stages(models, medians, batch):
+    print(f'per-stage eval forward, batch {batch} (ms, median):')
+    print(f'  {"stage":<7}{"EffNetV2 block":<22}{"ms":>9}  '
+          f'{"DSP block":<22}{"ms":>9}{"DSP-V2":>10}')
+    kinds = [stage_kinds(m) for m in models]
+    for i, (kb, kd, tb, td) in enumerate(zip(*kinds, *medians)):
+        print(f'  {i:<7}{kb:<22}{tb * 1e3:9.1f}  {kd:<22}{td * 1e3:9.1f}'
+              f'{(td - tb) * 1e3:+10.1f}')
+    tb, td = (sum(m) for m in medians)
+    print(f'  {"sum":<29}{tb * 1e3:9.1f}  {"":<22}{td * 1e3:9.1f}'
+          f'{(td - tb) * 1e3:+10.1f}')
+
+
+# ----------------------------------------------------------------------
 # per-brick breakdown
 # ----------------------------------------------------------------------
 @contextlib.contextmanager
@@ -420,6 +538,7 @@ def line(name, base, dsp, fmt):
 def main(argv=None):
     args = parse_args(argv)
     device = check_device(args)
+    malloc = malloc_setting(args)
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -435,7 +554,8 @@ def main(argv=None):
                 if args.compile else '')
     print(f'img {args.img_size}px, torch threads {threads}, '
           f'repeats {args.repeats} (median), warm-up {args.warmup}, '
-          f'{setting.describe()}, torch {torch.__version__}{compiled}')
+          f'{setting.describe()}, {malloc}, torch {torch.__version__}'
+          f'{compiled}')
     print(f'DSP backbone: {dsp_cfg}')
     print(f'{"":<34}{f"EffNetV2-{args.arch.upper()}":>14}{"DSP":>14}'
           f'{"DSP/V2":>10}')
@@ -481,6 +601,12 @@ def main(argv=None):
                  t_dsp * 1e3, ms)
         sys.stdout.flush()
 
+    if args.stages:
+        for batch in (1, 16):
+            print_stages((base, dsp),
+                         stage_medians((base, dsp), batch, args.img_size,
+                                       setting, timer, args.warmup,
+                                       args.repeats), batch)
     print('ops the FLOP counter skips in DSP (count): ' +
           ', '.join(f'{op[len("aten::"):]} {n}'
                     for op, n in sorted(skipped.items())))
