@@ -57,7 +57,7 @@ fi
 export MMDSP_DATA_ROOT="$DATA"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 segments=$("$PYTHON" - $MODELS <<'EOF'
-import sys
+import contextlib, sys
 from mmengine.config import Config
 def segments(name):
     try:
@@ -65,7 +65,11 @@ def segments(name):
             f'configs/{name}.py').pretty_text
     except Exception:  # a missing config is reported by its training
         return False
-print(int(any(segments(name) for name in sys.argv[1:])))
+# mmengine logs the MMDSP_DATA_ROOT substitution to stdout: keep it out
+# of the answer.
+with contextlib.redirect_stdout(sys.stderr):
+    answer = int(any(segments(name) for name in sys.argv[1:]))
+print(answer)
 EOF
 )
 if [ "$segments" = 1 ]; then
