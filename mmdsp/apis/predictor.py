@@ -71,7 +71,11 @@ class Predictor:
         self.flags = bool(self.thresholds) if flags is None else bool(flags)
         bank = self.calibration['feature_bank']
         self.feature_bank = None if bank is None else bank.float()
-        self.stage_gaussians = self.calibration['stage_gaussians']
+        # float64 once here, so that stage_distance's conversion is a no-op
+        # on every batch.
+        self.stage_gaussians = [
+            {k: v.double() if torch.is_tensor(v) else v for k, v in g.items()}
+            for g in self.calibration['stage_gaussians'] or ()]
         self.stages = StageStatistics(
             self.model, self.calibration['stage_names']) \
             if self.stage_gaussians else None

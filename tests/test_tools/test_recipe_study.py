@@ -57,6 +57,57 @@ def test_variants_change_only_what_they_name(study, tmp_path):
     assert exp.train_cfg.max_epochs == 2 and 0.85 < ratio < 1.0
 
 
+def _lr_per_iteration(cfg, epoch_length):
+    """The learning rate of every iteration, as mmengine's runner steps the
+    config's schedulers (iteration-based ones each iteration, the others
+    each epoch)."""
+    import copy
+
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS
+    optim = torch.optim.SGD([torch.zeros(1, requires_grad=True)],
+                            lr=cfg.optim_wrapper.optimizer.lr)
+    schedulers = []
+    for sched in copy.deepcopy(cfg.param_scheduler):
+        cls = PARAM_SCHEDULERS.get(sched.pop('type'))
+        if sched.pop('convert_to_iter_based', False):
+            schedulers.append(cls.build_iter_from_epoch(
+                optim, **sched, epoch_length=epoch_length))
+        else:
+            schedulers.append(cls(optim, **sched))
+    lrs = []
+    for _ in range(cfg.train_cfg.max_epochs):
+        for _ in range(epoch_length):
+            lrs.append(optim.param_groups[0]['lr'])
+            optim.step()
+            for sched in schedulers:
+                if not sched.by_epoch:
+                    sched.step()
+        for sched in schedulers:
+            if sched.by_epoch:
+                sched.step()
+    return lrs
+
+
+def test_expanded_keeps_the_proxy_schedule_shape(study, tmp_path):
+    """Two passes of the expanded set get the online run's warm-up share,
+    peak and decay: an epoch-stepped cosine over 2 epochs never decays."""
+    out = str(tmp_path)
+    online = _lr_per_iteration(
+        study.build_config('effdsp-b0', 'flips_only', 0, out), 20)
+    exp_cfg = study.build_config('effdsp-b0', 'expanded', 0, out)
+    expanded = _lr_per_iteration(exp_cfg, 120)
+    for lrs in (online, expanded):
+        n, peak = len(lrs), max(lrs)
+        assert lrs.index(peak) in range(n // 4 - 1, n // 4 + 2)
+        assert lrs[-1] < 0.05 * peak and lrs[0] < 0.2 * peak
+    assert abs(sum(expanded) / len(expanded) -
+               sum(online) / len(online)) < 0.05 * max(online)
+    temps = [h for h in exp_cfg.custom_hooks
+             if h['type'] == 'ODConvTemperatureHook']
+    assert temps[0]['by_epoch'] is False
+
+
 def _result(model, variant, seed, pred, gt):
     return dict(model=model, variant=variant, seed=seed, pred=pred, gt=gt,
                 train_seconds=60., total_seconds=70., metrics={},

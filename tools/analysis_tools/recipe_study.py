@@ -138,6 +138,15 @@ def expanded(cfg, out):
                          'PackInputs')
     ]
     _epochs(cfg, 2)
+    # The proxy's schedule in the same shares of the iterations: warm-up 1/4
+    # (3 of 12 epochs), then a cosine stepped by iteration (stepped by epoch,
+    # it would hold the peak lr through the second pass and never decay),
+    # and the ODConv temperature annealed by iteration too.
+    cfg.param_scheduler[0]['end'] = 0.5
+    cfg.param_scheduler[1].update(begin=0.5, convert_to_iter_based=True)
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'ODConvTemperatureHook':
+            hook['by_epoch'] = False
 
 
 VARIANTS = {f.__name__: f for f in (paper, no_seg, no_seg_rotate_fill,
