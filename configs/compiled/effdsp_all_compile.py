@@ -7,6 +7,9 @@
 # dynamic batch. Validation and test run eagerly (mmengine compiles only
 # train_step).
 #   python tools/train.py configs/compiled/effdsp_all_compile.py
+# On a CPU with more than one thread, torch 2.14.1's inductor crashes
+# (SIGSEGV) in DSP-S's compiled backward: train compiled on a GPU, or with
+# OMP_NUM_THREADS=1 (docs/speed.md, "Compiled").
 _base_ = '../effdsp_all.py'
 
 compile = dict(backend='inductor')
