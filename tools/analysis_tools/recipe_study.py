@@ -63,18 +63,26 @@ def _step(cfg, step_type):
                 if s['type'] == step_type)
 
 
-def _epochs(cfg, epochs, temperature_epochs=None):
-    """Schedule of ``epochs``: 3-epoch warm-up (fewer when short), cosine."""
-    warm = min(3, max(epochs - 1, 1))
+def _epochs(cfg, epochs, temperature_epochs=None, warm=None,
+            by_iter=False):
+    """Schedule of ``epochs``: ``warm`` epochs of warm-up (default 3, fewer
+    when short), then cosine; ``by_iter`` steps the cosine and the ODConv
+    temperature every iteration instead of every epoch."""
+    if warm is None:
+        warm = min(3, max(epochs - 1, 1))
     cfg.train_cfg.max_epochs = epochs
     cfg.param_scheduler[0]['end'] = warm
     cfg.param_scheduler[1]['begin'] = warm
     cfg.param_scheduler[1]['end'] = epochs
+    if by_iter:
+        cfg.param_scheduler[1]['convert_to_iter_based'] = True
     for hook in cfg.get('custom_hooks', []):
         if hook['type'] == 'ODConvTemperatureHook':
             # The same share of training as the proxy's 10 of 12 epochs.
             hook['warmup_epochs'] = (temperature_epochs if temperature_epochs
                                      is not None else 10 * epochs / EPOCHS)
+            if by_iter:
+                hook['by_epoch'] = False
 
 
 def paper(cfg, out):
@@ -137,16 +145,11 @@ def expanded(cfg, out):
         if s['type'] in ('LoadImageFromFile', 'Resize', 'RandomFlip',
                          'PackInputs')
     ]
-    _epochs(cfg, 2)
     # The proxy's schedule in the same shares of the iterations: warm-up 1/4
     # (3 of 12 epochs), then a cosine stepped by iteration (stepped by epoch,
     # it would hold the peak lr through the second pass and never decay),
     # and the ODConv temperature annealed by iteration too.
-    cfg.param_scheduler[0]['end'] = 0.5
-    cfg.param_scheduler[1].update(begin=0.5, convert_to_iter_based=True)
-    for hook in cfg.get('custom_hooks', []):
-        if hook['type'] == 'ODConvTemperatureHook':
-            hook['by_epoch'] = False
+    _epochs(cfg, 2, warm=2 * 3 / EPOCHS, by_iter=True)
 
 
 VARIANTS = {f.__name__: f for f in (paper, no_seg, no_seg_rotate_fill,
