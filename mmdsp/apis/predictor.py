@@ -11,6 +11,7 @@ import copy
 import os
 import os.path as osp
 import sys
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -31,6 +32,11 @@ from .stage_features import StageStatistics
 
 _LOAD_TYPES = ('LoadImageFromFile', 'mmpretrain.LoadImageFromFile',
                'mmcv.LoadImageFromFile')
+#: The columns of a result row (see :func:`predict`), in order.
+ROW_COLUMNS = ('path', 'pred_label', 'pred_class', 'scores', 'seg_fallback',
+               'confidence', 'energy', 'feature_distance', 'stage_distance',
+               'flag_reason', 'error', 'cam_path')
+_TEXT_COLUMNS = ('pred_class', 'flag_reason', 'error', 'cam_path')
 
 
 class Predictor:
@@ -79,25 +85,7 @@ class Predictor:
         self.stages = StageStatistics(
             self.model, self.calibration['stage_names']) \
             if self.stage_gaussians else None
-        cfg = self.cfg
-        from mmpretrain.registry import TRANSFORMS
-        try:
-            pipeline = cfg.test_dataloader.dataset.pipeline
-        except AttributeError:
-            raise KeyError(f'Config {cfg.filename} has no '
-                           '`test_dataloader.dataset.pipeline`.') from None
-        pipeline = copy.deepcopy(list(pipeline))
-        load_idx = [
-            i for i, t in enumerate(pipeline) if t.get('type') in _LOAD_TYPES
-        ]
-        if not load_idx:
-            raise KeyError(f'The test pipeline of {cfg.filename} has no '
-                           'LoadImageFromFile step.')
-        with DefaultScope.overwrite_default_scope('mmpretrain'):
-            self.load = TRANSFORMS.build(pipeline[load_idx[0]])
-            self.transforms = [
-                TRANSFORMS.build(t) for t in pipeline[load_idx[0] + 1:]
-            ]
+        self.load, self.transforms = build_test_pipeline(self.cfg)
         self.gradcam = GradCAM(self.model,
                                resolve_layer(self.model, cam_layer))
 
@@ -173,46 +161,11 @@ class Predictor:
                  cam_dir: Optional[str] = None,
                  progress: bool = True) -> List[dict]:
         """Predict every image of ``inputs``; see :func:`predict`."""
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
         paths = collect_inputs(inputs)
         if cam_dir:
             os.makedirs(cam_dir, exist_ok=True)
-        rows = [
-            dict(path=p,
-                 pred_label=None,
-                 pred_class='',
-                 scores=None,
-                 seg_fallback=None,
-                 confidence=None,
-                 energy=None,
-                 feature_distance=None,
-                 stage_distance=None,
-                 flag_reason='',
-                 error='',
-                 cam_path='') for p in paths
-        ]
-        bar = ProgressBar(len(rows), file=sys.stderr) \
-            if progress and rows else None
-        cam_names = set()
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            ready = []
-            for row in chunk:
-                try:
-                    item = self._prepare(row['path'])
-                except Exception as e:  # noqa: BLE001  (reported per file)
-                    row['error'] = describe_error(e)
-                    continue
-                row['seg_fallback'] = item['seg_fallback']
-                ready.append((row, item))
-            self._run(ready, cam_dir, cam_names)
-            if bar is not None:
-                for _ in chunk:
-                    bar.update()
-        if bar is not None:
-            sys.stderr.write('\n')
-        return rows
+        return self._predict([(p, partial(self._prepare, p)) for p in paths],
+                             batch_size, cam_dir, progress)
 
     def predict_arrays(self,
                        images: Sequence[np.ndarray],
@@ -232,27 +185,45 @@ class Predictor:
             list[dict]: Rows as :meth:`__call__` returns them.
         """
         names = names or [f'<array {i}>' for i in range(len(images))]
-        rows = []
-        for start in range(0, len(images), batch_size):
-            ready = []
-            for img, name in zip(images[start:start + batch_size],
-                                 names[start:start + batch_size]):
-                row = dict(path=name, pred_label=None, pred_class='',
-                           scores=None, seg_fallback=None, confidence=None,
-                           energy=None, feature_distance=None,
-                           stage_distance=None, flag_reason='', error='',
-                           cam_path='')
-                rows.append(row)
-                try:
-                    item = self.prepare_loaded(
+        sources = [(name,
+                    partial(
+                        self.prepare_loaded,
                         dict(img=img, img_path=name, img_shape=img.shape[:2],
-                             ori_shape=img.shape[:2]))
-                except Exception as e:  # noqa: BLE001
+                             ori_shape=img.shape[:2])))
+                   for img, name in zip(images, names)]
+        return self._predict(sources, batch_size)
+
+    def _predict(self,
+                 sources: List[tuple],
+                 batch_size: int,
+                 cam_dir: Optional[str] = None,
+                 progress: bool = False) -> List[dict]:
+        """One row per ``(name, prepare)`` of ``sources``, ``prepare()``
+        giving the item of :meth:`prepare_loaded`; an image that cannot be
+        prepared gets its error and the others go on."""
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+        rows = [new_row(name) for name, _ in sources]
+        bar = ProgressBar(len(rows), file=sys.stderr) \
+            if progress and rows else None
+        cam_names, pairs = set(), list(zip(rows, sources))
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            ready = []
+            for row, (_, prepare) in chunk:
+                try:
+                    item = prepare()
+                except Exception as e:  # noqa: BLE001  (reported per image)
                     row['error'] = describe_error(e)
                     continue
                 row['seg_fallback'] = item['seg_fallback']
                 ready.append((row, item))
-            self._run(ready, None, set())
+            self._run(ready, cam_dir, cam_names)
+            if bar is not None:
+                for _ in chunk:
+                    bar.update()
+        if bar is not None:
+            sys.stderr.write('\n')
         return rows
 
     def _run(self, ready, cam_dir, cam_names) -> None:
@@ -305,17 +276,53 @@ class Predictor:
             for row, _ in group:
                 row['error'] = f'Grad-CAM failed: {describe_error(e)}'
             return
-        for (row, item), cam in zip(group, cams):
-            stem = osp.splitext(osp.basename(row['path']))[0]
-            name, k = f'{stem}_cam.png', 1
-            while name in cam_names:
-                name, k = f'{stem}_{k}_cam.png', k + 1
-            cam_names.add(name)
-            out = osp.join(cam_dir, name)
-            if cv2.imwrite(out, overlay_cam(item['image'], cam)):
-                row['cam_path'] = out
-            else:
-                row['error'] = f'could not write {out}'
+        write_cams(group, cams, cam_dir, cam_names)
+
+
+def write_cams(group, cams, cam_dir: str, cam_names: set) -> None:
+    """Write the Grad-CAM overlay of each ``(row, item)`` of ``group`` as
+    ``<stem>_cam.png`` in ``cam_dir`` (``<stem>_<k>_cam.png`` for a stem
+    already in ``cam_names``) and set the row's ``cam_path`` or error."""
+    for (row, item), cam in zip(group, cams):
+        stem = osp.splitext(osp.basename(row['path']))[0]
+        name, k = f'{stem}_cam.png', 1
+        while name in cam_names:
+            name, k = f'{stem}_{k}_cam.png', k + 1
+        cam_names.add(name)
+        out = osp.join(cam_dir, name)
+        if cv2.imwrite(out, overlay_cam(item['image'], cam)):
+            row['cam_path'] = out
+        else:
+            row['error'] = f'could not write {out}'
+
+
+def new_row(path: str) -> dict:
+    """The result row of one image before its prediction: every column of
+    :data:`ROW_COLUMNS`, the text ones empty, the others None."""
+    row = dict.fromkeys(ROW_COLUMNS)
+    row.update(dict.fromkeys(_TEXT_COLUMNS, ''), path=path)
+    return row
+
+
+def build_test_pipeline(cfg: Config) -> tuple:
+    """``LoadImageFromFile`` and the transforms after it, built from the
+    config's ``test_dataloader.dataset.pipeline``."""
+    from mmpretrain.registry import TRANSFORMS
+    try:
+        pipeline = copy.deepcopy(list(cfg.test_dataloader.dataset.pipeline))
+    except AttributeError:
+        raise KeyError(f'Config {cfg.filename} has no '
+                       '`test_dataloader.dataset.pipeline`.') from None
+    load_idx = [
+        i for i, t in enumerate(pipeline) if t.get('type') in _LOAD_TYPES
+    ]
+    if not load_idx:
+        raise KeyError(f'The test pipeline of {cfg.filename} has no '
+                       'LoadImageFromFile step.')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return TRANSFORMS.build(pipeline[load_idx[0]]), [
+            TRANSFORMS.build(t) for t in pipeline[load_idx[0] + 1:]
+        ]
 
 
 def describe_error(e: Exception) -> str:

@@ -144,3 +144,27 @@ def test_registered_and_runs_in_runner(tmp_path, monkeypatch):
         default_scope='mmpretrain')
     runner.train()
     assert seen == pytest.approx([5.0, 5.0, 3.0, 3.0, 1.0, 1.0])
+
+
+def test_each_temperature_is_set_once_per_step(monkeypatch):
+    model = make_model()  # the DyODConv holds the third ODConv2d
+    convs = [m for m in model.modules() if isinstance(m, ODConv2d)]
+    calls = []
+    original = ODConv2d.update_temperature
+
+    def counting(self, temperature):
+        calls.append(self)
+        original(self, temperature)
+
+    monkeypatch.setattr(ODConv2d, 'update_temperature', counting)
+    assert len(convs) == 3
+    hook = ODConvTemperatureHook(start=9, end=1, warmup_epochs=4)
+    hook.before_train_epoch(make_runner(model, epoch=2))
+    assert sorted(map(id, calls)) == sorted(map(id, convs))
+    assert temperatures(model) == pytest.approx([5.0] * 3)
+    calls.clear()
+    hook = ODConvTemperatureHook(
+        start=9, end=1, warmup_epochs=4, by_epoch=False)
+    for it in range(3):
+        hook.before_train_iter(make_runner(model, it=it), it)
+    assert sorted(map(id, calls)) == sorted(map(id, convs * 3))

@@ -11,6 +11,10 @@ class BrickHook(Hook):
     nothing (with one warning) on a model without it, so that one
     ``custom_hooks`` list serves every config.
 
+    A target inside another target is left to the outer one, which drives
+    it (a DyODConv passes its temperature on to its ODConv2d), so that each
+    is set once per step.
+
     Subclasses set :attr:`brick` and define :meth:`is_target`.
     """
 
@@ -29,8 +33,12 @@ class BrickHook(Hook):
         training, and some hooks ask every iteration."""
         model = get_ori_model(runner.model)
         if self._cache is None or self._cache[0] is not model:
-            self._cache = (model, [m for m in model.modules()
-                                   if self.is_target(m)])
+            found = [m for m in model.modules() if self.is_target(m)]
+            inner = {
+                id(sub)
+                for m in found for sub in m.modules() if sub is not m
+            }
+            self._cache = (model, [m for m in found if id(m) not in inner])
             if not self._cache[1] and not self._warned:
                 self._warned = True
                 print_log(

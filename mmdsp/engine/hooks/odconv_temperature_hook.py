@@ -22,8 +22,10 @@ class ODConvTemperatureHook(BrickHook):
     where ``e`` is the number of epochs done (fractional with
     ``by_epoch=False``). Before each training epoch (or iteration) the value
     is passed to ``update_temperature`` of every module of the model that
-    has one (:class:`ODConv2d`, :class:`DyODConv`), unwrapping DDP-like
-    wrappers, and logged as ``train/odconv_temperature``. On a model without
+    has one (:class:`ODConv2d`, :class:`DyODConv`) and is not inside another
+    (a DyODConv passes it on to its ODConv2d, which is so set once),
+    unwrapping DDP-like wrappers, and logged as
+    ``train/odconv_temperature``. On a model without
     such a module the hook warns once and does nothing.
 
     Args:

@@ -1,10 +1,11 @@
 """Argument parsing of :class:`EfficientNetDSP` (private): the DSP options
 checked against the arch table, with no side effect on the backbone."""
 import copy
-import numbers
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mmengine.registry import MODELS as MMENGINE_MODELS
+
+from ...utils.checks import check_probability, is_int
 
 # Block kinds of MMPretrain's EfficientNetV2 arch tables (last column).
 _KIND_OF_ROW = {-1: 'conv', 0: 'fused', 1: 'mbconv'}
@@ -85,15 +86,23 @@ def parse_dsp_args(arch: str, arch_settings: dict,
         _check_stages('dy_stages', dy_stages, arch, arch_kinds,
                       ('fused', 'mbconv'), none_ok=False))
     block_kinds = {**arch_kinds, **{stage: 'dy' for stage in dy_stages}}
-    dy_cfg = _parse_dy_cfg(dy_cfg, bool(dy_stages))
+    if dy_stages:
+        dy_cfg = _brick_cfg({} if dy_cfg is None else dy_cfg, 'dy_cfg',
+                            'DyODConv')
+        fixed = {'in_channels', 'out_channels', 'kernel_size', 'stride',
+                 'groups'} & set(dy_cfg)
+        if fixed:
+            raise ValueError(f'EfficientNetDSP: dy_cfg must not set '
+                             f'{sorted(fixed)}; they follow the arch table')
+    else:
+        dy_cfg = copy.deepcopy(dy_cfg)  # unused
 
     if attention_cfg is not None:
-        _check_type(attention_cfg, 'attention_cfg')
+        attention_cfg = _brick_cfg(attention_cfg, 'attention_cfg')
         if 'in_channels' in attention_cfg:
             raise ValueError(
                 'EfficientNetDSP: attention_cfg must not set in_channels; '
                 "it is each block's expanded width")
-        attention_cfg = copy.deepcopy(attention_cfg)
     if attention_stages is None:
         # Where EfficientNetV2 has its SE layers.
         attention_stages = [i for i, k in arch_kinds.items() if k == 'mbconv']
@@ -104,20 +113,8 @@ def parse_dsp_args(arch: str, arch_settings: dict,
     if dropblock_cfg is not None:
         dropblock_cfg, dropblock_stages = _parse_dropblock_cfg(
             dropblock_cfg, arch, block_kinds)
-    return DSPLayout(
-        arch_kinds=arch_kinds,
-        block_kinds=block_kinds,
-        dy_stages=dy_stages,
-        dy_cfg=dy_cfg,
-        attention_cfg=attention_cfg,
-        attention_stages=attention_stages,
-        dropblock_cfg=dropblock_cfg,
-        dropblock_stages=dropblock_stages)
-
-
-def _describe_stages(arch: str, kinds: Dict[int, str]) -> str:
-    listing = ', '.join(f'{i}: {KIND_NAMES[k]}' for i, k in kinds.items())
-    return f'the block stages of arch {arch!r} are {{{listing}}}'
+    return DSPLayout(arch_kinds, block_kinds, dy_stages, dy_cfg, attention_cfg,
+                     attention_stages, dropblock_cfg, dropblock_stages)
 
 
 def _check_stages(key, stages, arch, kinds, allowed,
@@ -128,62 +125,45 @@ def _check_stages(key, stages, arch, kinds, allowed,
                         f'indices{" or None" if none_ok else ""}, got '
                         f'{stages!r}')
     for stage in stages:
-        is_index = isinstance(stage, numbers.Integral) and not isinstance(
-            stage, bool)
-        if not is_index or kinds.get(stage) not in allowed:
+        if not is_int(stage) or kinds.get(stage) not in allowed:
+            listing = ', '.join(f'{i}: {KIND_NAMES[k]}'
+                                for i, k in kinds.items())
             raise ValueError(
                 f'EfficientNetDSP: {key} contains {stage!r}, which is not a '
-                f'{" / ".join(KIND_NAMES[a] for a in allowed)} stage; ' +
-                _describe_stages(arch, kinds))
+                f'{" / ".join(KIND_NAMES[a] for a in allowed)} stage; the '
+                f'block stages of arch {arch!r} are {{{listing}}}')
     return sorted(set(stages))
 
 
-def _check_type(cfg, key):
+def _brick_cfg(cfg, key: str, default_type: Optional[str] = None) -> dict:
+    """A deep copy of a brick config, its ``type`` filled in and checked to
+    be registered in mmengine's root ``MODELS``."""
     if not isinstance(cfg, dict):
         raise TypeError(
             f'EfficientNetDSP: {key} must be a dict or None, got {cfg!r}')
+    cfg = dict(copy.deepcopy(cfg))
+    if default_type is not None:
+        cfg.setdefault('type', default_type)
     brick = cfg.get('type')
     if brick is None:
         raise KeyError(f'EfficientNetDSP: {key} needs a "type" key: {cfg}')
     if isinstance(brick, str) and MMENGINE_MODELS.get(brick) is None:
+        mmdsp_bricks = sorted(
+            name for name, cls in MMENGINE_MODELS.module_dict.items()
+            if cls.__module__.startswith('mmdsp.'))
         raise KeyError(
             f'EfficientNetDSP: {key}.type={brick!r} is not registered in '
-            "mmengine's MODELS registry (is mmdsp imported? DSP bricks: "
-            "'SE', 'SAR', 'ECA', 'CBAM', 'DyODConv', 'DyDropBlock')")
-
-
-def _parse_dy_cfg(cfg, used):
-    if not used:
-        return None if cfg is None else copy.deepcopy(cfg)
-    if cfg is None:
-        cfg = {}
-    if not isinstance(cfg, dict):
-        raise TypeError(f'EfficientNetDSP: dy_cfg must be a dict, got {cfg!r}')
-    cfg = dict(copy.deepcopy(cfg))
-    cfg.setdefault('type', 'DyODConv')
-    _check_type(cfg, 'dy_cfg')
-    fixed = {'in_channels', 'out_channels', 'kernel_size', 'stride',
-             'groups'} & set(cfg)
-    if fixed:
-        raise ValueError(f'EfficientNetDSP: dy_cfg must not set '
-                         f'{sorted(fixed)}; they follow the arch table')
+            "mmengine's MODELS registry (is the module that registers it "
+            f'imported? mmdsp registers {mmdsp_bricks})')
     return cfg
 
 
 def _parse_dropblock_cfg(cfg, arch, block_kinds):
-    if not isinstance(cfg, dict):
-        raise TypeError(f'EfficientNetDSP: dropblock_cfg must be a dict or '
-                        f'None, got {cfg!r}')
-    cfg = dict(copy.deepcopy(cfg))
-    cfg.setdefault('type', 'DyDropBlock')
-    _check_type(cfg, 'dropblock_cfg')
-    for key in ('start', 'final'):
-        value = cfg.get(key, 0. if key == 'start' else None)
-        if not isinstance(value, numbers.Real) or isinstance(
-                value, bool) or not 0 <= value < 1:
-            raise ValueError(
-                f'EfficientNetDSP: dropblock_cfg.{key} must be a probability '
-                f'in [0, 1), got {value!r}')
+    cfg = _brick_cfg(cfg, 'dropblock_cfg', 'DyDropBlock')
+    check_probability('EfficientNetDSP', 'dropblock_cfg.start',
+                      cfg.get('start', 0.))
+    check_probability('EfficientNetDSP', 'dropblock_cfg.final',
+                      cfg.get('final'))
     if 'drop_prob' in cfg:
         raise ValueError(
             'EfficientNetDSP: dropblock_cfg takes start and final (eq. 8), '

@@ -4,31 +4,27 @@ The layout (the paper's fig. 2 is not available to us) and the reasons for it
 are documented in ``docs/architecture.md``.
 """
 import copy
-import inspect
-import logging
 import math
-import re
-from collections import Counter
-from typing import Dict, Optional, Sequence
+from functools import partial
+from typing import Dict, NamedTuple, Optional, Sequence
 
 import torch
-from mmengine.logging import print_log
+from mmcv.cnn import ConvModule
 from mmengine.model import Sequential
-from mmengine.model.weight_init import PretrainedInit
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmpretrain.models.backbones import EfficientNetV2
 from mmpretrain.models.backbones.efficientnet import EdgeResidual
+from mmpretrain.models.backbones.efficientnet_v2 import EnhancedConvModule
 from mmpretrain.models.utils import InvertedResidual
 from mmpretrain.registry import MODELS
 
 from .. import layers  # noqa: F401  (registers the DSP bricks)
 from ..layers.dydropblock import depth_schedule
-from ..layers.odconv import ODConv2d
+from ..layers.folded_conv_module import fold_bn_act
+from ..utils.pretrained_report import by_module as _by_module  # noqa: F401
+from ..utils.pretrained_report import (load_pretrained, reporting_loads,
+                                       split_pretrained)
 from ._dsp_layout import InvalidArchError, parse_dsp_args  # noqa: F401
-
-# EfficientNetV2's default init, which a Pretrained-only init_cfg would drop.
-_V2_INIT = inspect.signature(EfficientNetV2.__init__).parameters[
-    'init_cfg'].default
 
 
 def _build_brick(cfg: dict, key: str, where: str):
@@ -85,38 +81,29 @@ class FusedMBConvDSP(_DropBlockMixin, EdgeResidual):
 
 
 class MBConvDSP(_DropBlockMixin, InvertedResidual):
-    """MBConv with a pluggable attention and an optional DyDropBlock on its
-    output.
+    """MMPretrain's MBConv (``InvertedResidual``) with any attention brick in
+    its SE slot and an optional DyDropBlock on its output.
 
-    The state_dict layout is MMPretrain's ``InvertedResidual``: the attention
-    is stored as ``se`` (the slot and forward of the parent are reused, so an
-    ``SE`` attention has exactly MMPretrain's keys).
+    The slot and forward of the parent are reused, so the state_dict layout
+    is MMPretrain's and an ``SE`` attention has exactly MMPretrain's keys.
 
     Args:
-        in_channels (int): Input channels.
-        out_channels (int): Output channels.
-        mid_channels (int): Channels of the depthwise stage.
-        kernel_size (int): Depthwise kernel size. Defaults to 3.
-        stride (int): Depthwise stride. Defaults to 1.
-        attention_cfg (dict, optional): Attention brick config (``SE``,
-            ``SAR``, ``ECA``, ``CBAM`` or any module of mmengine's root
-            ``MODELS`` keeping the input shape); ``in_channels`` must already
-            be set. None means no attention. Defaults to None.
+        attention_cfg (dict, optional): Config of a brick of mmengine's root
+            ``MODELS`` that keeps the input shape (``SE``, ``SAR``, ``ECA``,
+            ``CBAM``, ...), ``in_channels`` included. None means no
+            attention. Defaults to None.
         dropblock_cfg (dict, optional): DyDropBlock config for the output.
             Defaults to None.
         where (str): Position of the block, used in error messages.
-        **kwargs: Other arguments of
-            :class:`mmpretrain.models.utils.InvertedResidual` (``conv_cfg``,
-            ``norm_cfg``, ``act_cfg``, ``drop_path_rate``, ``with_cp``,
-            ``init_cfg``).
+        *args, **kwargs: Other arguments of
+            :class:`mmpretrain.models.utils.InvertedResidual`
+            (``in_channels``, ``out_channels``, ``mid_channels``,
+            ``kernel_size``, ``stride``, ``conv_cfg``, ``norm_cfg``, ...)
+            but ``se_cfg``.
     """
 
     def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 mid_channels: int,
-                 kernel_size: int = 3,
-                 stride: int = 1,
+                 *args,
                  attention_cfg: Optional[dict] = None,
                  dropblock_cfg: Optional[dict] = None,
                  where: str = 'an MBConv block',
@@ -126,14 +113,7 @@ class MBConvDSP(_DropBlockMixin, InvertedResidual):
         if 'dy_cfg' in kwargs:
             raise TypeError('MBConvDSP takes no dy_cfg; the block with a '
                             'Dy-ODConv depthwise unit is DyMBConv')
-        super().__init__(
-            in_channels,
-            out_channels,
-            mid_channels,
-            kernel_size=kernel_size,
-            stride=stride,
-            se_cfg=None,
-            **kwargs)
+        super().__init__(*args, se_cfg=None, **kwargs)
         self._init_attention(attention_cfg, where)
         self._init_drop_block(dropblock_cfg, where)
 
@@ -142,12 +122,11 @@ class MBConvDSP(_DropBlockMixin, InvertedResidual):
             return
         self.with_se = True
         self.se = _build_brick(attention_cfg, 'attention_cfg', where)
-        # Re-register linear_conv after the attention so that modules,
-        # parameters and state_dict keys come in MMPretrain's order (expand,
-        # depthwise, se, linear), as optimizers and checkpoint tools see them.
-        linear_conv = self.linear_conv
-        del self.linear_conv
-        self.linear_conv = linear_conv
+        # InvertedResidual has no slot for a brick other than its SELayer, so
+        # the attention comes last; moving linear_conv behind it restores
+        # MMPretrain's module, parameter and state_dict order (expand,
+        # depthwise, se, linear), which checkpoint and optimizer tools see.
+        self._modules['linear_conv'] = self._modules.pop('linear_conv')
 
 
 class DyMBConv(MBConvDSP):
@@ -160,52 +139,113 @@ class DyMBConv(MBConvDSP):
     depthwise weight there seeds every ODConv candidate kernel.
 
     Args:
-        in_channels, out_channels, mid_channels, kernel_size, stride: As for
-            :class:`MBConvDSP`.
-        dy_cfg (dict): Config of the Dy-ODConv unit, complete except for
-            the channels, kernel size, stride and groups filled in here.
+        dy_cfg (dict): Config of the Dy-ODConv unit but its channels, kernel
+            size, stride and groups, which are the depthwise conv's.
             Defaults to ``dict(type='DyODConv')``.
-        attention_cfg (dict, optional): As for :class:`MBConvDSP`.
-            Defaults to None.
-        dropblock_cfg (dict, optional): As for :class:`MBConvDSP`.
-            Defaults to None.
-        where (str): Position of the block, used in error messages.
-        **kwargs: Other arguments of
-            :class:`mmpretrain.models.utils.InvertedResidual`.
+        attention_cfg, dropblock_cfg, where, *args, **kwargs: As for
+            :class:`MBConvDSP`.
     """
 
     def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 mid_channels: int,
-                 kernel_size: int = 3,
-                 stride: int = 1,
+                 *args,
                  dy_cfg: dict = dict(type='DyODConv'),
                  attention_cfg: Optional[dict] = None,
                  dropblock_cfg: Optional[dict] = None,
                  where: str = 'a Dy-MBConv block',
                  **kwargs):
-        super().__init__(
-            in_channels,
-            out_channels,
-            mid_channels,
-            kernel_size=kernel_size,
-            stride=stride,
-            where=where,
-            **kwargs)
+        super().__init__(*args, where=where, **kwargs)
+        conv = self.depthwise_conv.conv
         # Built before the attention, so that a seeded run draws the same
         # initial weights as ever. Assigning to the existing attribute keeps
         # its place in the module order, hence MMPretrain's parameter order.
         self.depthwise_conv = _build_brick(
             dict(
                 dy_cfg,
-                in_channels=mid_channels,
-                out_channels=mid_channels,
-                kernel_size=kernel_size,
-                stride=stride,
-                groups=mid_channels), 'dy_cfg', where)
+                in_channels=conv.in_channels,
+                out_channels=conv.out_channels,
+                kernel_size=conv.kernel_size,
+                stride=conv.stride,
+                groups=conv.groups), 'dy_cfg', where)
         self._init_attention(attention_cfg, where)
         self._init_drop_block(dropblock_cfg, where)
+        # Its training BN + Swish keep one map for the backward, not two:
+        # Dy-MBConv's extra depthwise unit would otherwise cost DSP more
+        # activation memory than EfficientNetV2 (docs/gpu.md).
+        if self.with_expand_conv:
+            fold_bn_act(self.expand_conv)
+
+
+class BlockArgs(NamedTuple):
+    """What a block builder of :attr:`EfficientNetDSP.block_builders` gets:
+    ``block``, the arguments EfficientNetV2 gives the Fused-MBConv or MBConv
+    of this place, and the DSP options of its stage (``attention_cfg`` with
+    ``in_channels`` set, ``dy_cfg``, ``dropblock_cfg`` with ``drop_prob``
+    set, all None where unused) and ``where``, the position for errors."""
+    block: dict
+    attention_cfg: Optional[dict]
+    dy_cfg: Optional[dict]
+    dropblock_cfg: Optional[dict]
+    where: str
+
+
+def _conv_block(b: BlockArgs):
+    # EfficientNetV2's Fused-MBConv1, a residual conv that no DSP option
+    # reaches.
+    a = b.block
+    has_skip = a['stride'] == 1 and a['in_channels'] == a['out_channels']
+    return EnhancedConvModule(
+        a['in_channels'],
+        a['out_channels'],
+        a['kernel_size'],
+        stride=a['stride'],
+        padding=1,
+        has_skip=has_skip,
+        drop_path_rate=a['drop_path_rate'] if has_skip else 0.,
+        norm_cfg=a['norm_cfg'],
+        act_cfg=a['act_cfg'])
+
+
+def _fused_block(b: BlockArgs):
+    if b.dropblock_cfg is None:
+        return EdgeResidual(**b.block)
+    return FusedMBConvDSP(
+        **b.block, dropblock_cfg=b.dropblock_cfg, where=b.where)
+
+
+def _mbconv_block(b: BlockArgs):
+    return MBConvDSP(
+        **b.block,
+        attention_cfg=b.attention_cfg,
+        dropblock_cfg=b.dropblock_cfg,
+        where=b.where)
+
+
+def _dy_mbconv_block(b: BlockArgs):
+    return DyMBConv(
+        **b.block,
+        dy_cfg=b.dy_cfg,
+        attention_cfg=b.attention_cfg,
+        dropblock_cfg=b.dropblock_cfg,
+        where=b.where)
+
+
+def _se_defaults(cfg: dict, act_cfg: dict, expand_ratio: float,
+                 se_ratio: float, **_) -> None:
+    # MMPretrain's EfficientNetV2 squeezes to se_ratio of the block input; a
+    # stage that is Fused-MBConv in the arch table has se_ratio 0, so it gets
+    # EfficientNet's usual 0.25.
+    if 'squeeze_channels' not in cfg and 'ratio' not in cfg:
+        cfg['ratio'] = expand_ratio * (1.0 / (se_ratio or 0.25))
+        cfg.setdefault('divisor', 1)
+    cfg.setdefault('act_cfg', (act_cfg, dict(type='Sigmoid')))
+
+
+def _sar_defaults(cfg: dict, mid_channels: int, **_) -> None:
+    # SAR's 64 groups (the paper's) must divide the width; the expanded
+    # widths of 's', 'l' and 'xl' are multiples of 64 but not all those of
+    # 'm' and 'b0'-'b3' (e.g. 672), which then get the largest power-of-two
+    # divisor instead of failing.
+    cfg.setdefault('groups', math.gcd(64, mid_channels))
 
 
 @MODELS.register_module()
@@ -213,28 +253,24 @@ class EfficientNetDSP(EfficientNetV2):
     """EfficientNet-DSP backbone, MMPretrain's EfficientNetV2 with the DSP
     pieces of Zhu et al. (2026).
 
-    Stage indices below are indices into ``self.layers``, the same ones as
-    ``out_indices`` and ``frozen_stages`` use: 0 is the stem, ``1 ..
-    len(arch) - 1`` are the block stages (rows of the arch table, e.g. for
-    ``'s'``: 1 plain conv stage, 2-3 Fused-MBConv, 4-6 MBConv) and
-    ``len(arch)`` is the final 1x1 conv.
+    Stage indices are indices into ``self.layers``, as for ``out_indices``
+    and ``frozen_stages``: 0 is the stem, ``1 .. len(arch) - 1`` are the
+    block stages (rows of the arch table, e.g. for ``'s'``: 1 plain conv, 2-3
+    Fused-MBConv, 4-6 MBConv) and ``len(arch)`` is the final 1x1 conv.
 
-    Per block stage the block is:
+    Each block stage is built by the builder :attr:`block_builders` gives
+    its kind: 'conv' and 'fused' as in the arch table (MMPretrain's blocks,
+    :class:`FusedMBConvDSP` where a DropBlock follows), 'mbconv' as in the
+    arch table (:class:`MBConvDSP` with ``attention_cfg``, section 3.2), and
+    'dy' for the stages of ``dy_stages`` (:class:`DyMBConv`, section 3.4).
+    The attention is any brick of mmengine's root ``MODELS`` that keeps the
+    shape, built with ``in_channels`` = the block's expanded width (plus the
+    defaults of :attr:`attention_defaults` for its type): a new brick is a
+    config change.
 
-    - an arch-table Fused-MBConv stage: Fused-MBConv as is, or Dy-MBConv if
-      listed in ``dy_stages``;
-    - an arch-table MBConv stage: MBConv with ``attention_cfg`` (section
-      3.2), or Dy-MBConv if listed in ``dy_stages`` (section 3.4).
-
-    Dy-MBConv (:class:`DyMBConv`) is MBConv (expand 1x1, depthwise,
-    attention, project 1x1) whose depthwise ConvModule is the Dy-ODConv unit
-    (ODConv2d -> norm -> DyReLU).
-
-    DyDropBlock (section 3.3) follows the output of every block of the
-    stages in ``dropblock_cfg['stages']``, with the rate of eq. 8 for the
-    block's depth: ``p_n = start + (final - start) * n / depth`` where ``n``
-    (1-based) counts the blocks of all block stages and ``depth`` is their
-    total, so a block's rate does not depend on which stages carry one.
+    DyDropBlock (section 3.3) follows every block of the stages in
+    ``dropblock_cfg['stages']`` at the rate of eq. 8 for the block's depth
+    ``n`` among all blocks, ``p_n = start + (final - start) * n / depth``.
 
     With ``attention_cfg=dict(type='SE')``, ``dy_stages=()`` and
     ``dropblock_cfg=None`` the network is exactly ``EfficientNetV2(arch)``:
@@ -248,13 +284,11 @@ class EfficientNetDSP(EfficientNetV2):
             ('s', 'm', 'l', 'xl', 'b0'-'b3' and the long names).
             Defaults to 's'.
         attention_cfg (dict, optional): Attention of the MBConv and Dy-MBConv
-            blocks, built from mmengine's root ``MODELS`` with
-            ``in_channels`` set to the block's expanded width. For ``SE`` the
-            MMPretrain defaults (squeeze to ``se_ratio`` of the block input,
-            arch activation then sigmoid) are filled in unless given; for
-            ``SAR`` without ``groups``, ``gcd(64, width)`` groups are used
-            (64 for every block of 's', 'l', 'xl'). None
-            means no attention. Defaults to ``dict(type='SAR')``.
+            blocks. ``SE`` gets MMPretrain's defaults (squeeze to
+            ``se_ratio`` of the block input, arch activation then sigmoid),
+            ``SAR`` without ``groups`` gets ``gcd(64, width)`` groups (64 for
+            every block of 's', 'l', 'xl'). None means no attention.
+            Defaults to ``dict(type='SAR')``.
         attention_stages (Sequence[int], optional): The MBConv / Dy-MBConv
             stages that get the attention. None means the stages that are
             MBConv in the arch table, i.e. where EfficientNetV2 has SE (a
@@ -277,14 +311,24 @@ class EfficientNetDSP(EfficientNetV2):
             (``in_channels``, ``drop_path_rate``, ``out_indices``,
             ``frozen_stages``, ``conv_cfg``, ``norm_cfg``, ``act_cfg``,
             ``norm_eval``, ``with_cp``, ``init_cfg``), positional ones
-            included. A ``Pretrained`` ``init_cfg`` (e.g.
-            ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``)
-            loads every checkpoint tensor whose key and shape fit and logs
-            the rest (see :meth:`init_weights`).
+            included. A ``Pretrained``-only ``init_cfg`` is run after
+            EfficientNetV2's default init, for what the checkpoint lacks;
+            every ``Pretrained`` load is reported (see :meth:`init_weights`).
     """
 
-    # The paper's SAR group count (section 3.2; SAR's default).
-    SAR_GROUPS = 64
+    #: The builder of each block kind, ``f(BlockArgs) -> block``: 'conv',
+    #: 'fused' and 'mbconv' are the kinds of EfficientNetV2's arch table,
+    #: 'dy' is Dy-MBConv (their names: ``_dsp_layout.KIND_NAMES``).
+    block_builders = dict(
+        conv=_conv_block,
+        fused=_fused_block,
+        mbconv=_mbconv_block,
+        dy=_dy_mbconv_block)
+
+    #: Block-dependent defaults of some attention types, ``f(cfg, *,
+    #: act_cfg, mid_channels, expand_ratio, se_ratio)`` filling ``cfg`` in
+    #: place; any other type gets ``in_channels`` only.
+    attention_defaults = dict(SE=_se_defaults, SAR=_sar_defaults)
 
     def __init__(self,
                  arch: str = 's',
@@ -299,108 +343,99 @@ class EfficientNetDSP(EfficientNetV2):
         layout = parse_dsp_args(arch, self.arch_settings, attention_cfg,
                                 attention_stages, dy_stages, dy_cfg,
                                 dropblock_cfg)
-        # make_layers() runs inside EfficientNetV2.__init__ and reads these,
-        # so they are set (as plain attributes) first.
-        self.arch_kinds = layout.arch_kinds
-        self.block_kinds = layout.block_kinds
-        self.dy_stages = layout.dy_stages
-        self.dy_cfg = layout.dy_cfg
-        self.attention_cfg = layout.attention_cfg
-        self.attention_stages = layout.attention_stages
-        self.dropblock_cfg = layout.dropblock_cfg
-        self.dropblock_stages = layout.dropblock_stages
+        # make_layers() runs inside EfficientNetV2.__init__ and reads the
+        # layout (block_kinds, dy_cfg, ...), so it is set first.
+        for name, value in layout._asdict().items():
+            setattr(self, name, value)
         self.dropblock_rates: Dict[tuple, float] = {}
+        others, pretrained = split_pretrained(kwargs.get('init_cfg'))
+        only_pretrained = pretrained and not others
+        if only_pretrained:
+            del kwargs['init_cfg']  # for EfficientNetV2's default, below
         super().__init__(arch, *args, **kwargs)
-        # The source of the next state_dict load to report on (see
-        # load_fitting_weights), None for every other load.
-        self._report_source = None
-
-    def _block_attention_cfg(self, stage, mid_channels, expand_ratio,
-                             se_ratio) -> Optional[dict]:
-        if self.attention_cfg is None or stage not in self.attention_stages:
-            return None
-        cfg = dict(copy.deepcopy(self.attention_cfg), in_channels=mid_channels)
-        if cfg['type'] == 'SE':
-            # MMPretrain's EfficientNetV2 squeezes to se_ratio of the block
-            # input; a stage that is Fused-MBConv in the arch table has
-            # se_ratio 0, so it gets EfficientNet's usual 0.25.
-            if 'squeeze_channels' not in cfg and 'ratio' not in cfg:
-                cfg['ratio'] = expand_ratio * (1.0 / (se_ratio or 0.25))
-                cfg.setdefault('divisor', 1)
-            cfg.setdefault('act_cfg', (self.act_cfg, dict(type='Sigmoid')))
-        elif cfg['type'] == 'SAR' and 'groups' not in cfg:
-            # SAR's 64 groups must divide the width; the expanded widths of
-            # 's', 'l' and 'xl' are multiples of 64 but not all those of
-            # 'm' and 'b0'-'b3' (e.g. 672), which then get the largest
-            # power-of-two divisor instead of failing.
-            cfg['groups'] = math.gcd(self.SAR_GROUPS, mid_channels)
-        return cfg
+        if only_pretrained:
+            # What the checkpoint lacks (SAR, ODConv, DyReLU, ...) gets
+            # EfficientNetV2's init, not PyTorch's defaults; mmengine loads
+            # the checkpoint after the other entries.
+            self.init_cfg = [*self.init_cfg, *pretrained]
 
     def make_layers(self):
-        """Build MMPretrain's layers, then rebuild the block stages that
-        differ from it (all MBConv-type stages, and Fused-MBConv stages with
-        a DropBlock)."""
-        super().make_layers()
-        block_rows = self.arch[:-1]
-        total_blocks = sum(row[0] for row in block_rows)
-        # The same stochastic depth rule as EfficientNetV2.make_layers.
-        dpr = torch.linspace(0, self.drop_path_rate, total_blocks).tolist()
-        drop_rates = []
-        if self.dropblock_cfg is not None:
-            drop_rates = depth_schedule(
-                self.dropblock_cfg.get('start', 0.),
-                self.dropblock_cfg['final'], total_blocks)
+        """Build the stem, each block stage with the builder of its kind and
+        the final 1x1 conv: ``EfficientNetV2.make_layers``, with the block
+        chosen per stage."""
+        conv = partial(
+            ConvModule,
+            conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg,
+            act_cfg=self.act_cfg)
+        in_channels = self.arch[0][4]
+        self.layers.append(conv(self.in_channels, in_channels, 3, stride=2))
+        depth = sum(row[0] for row in self.arch[:-1])
+        # Stochastic depth (EfficientNetV2's rule) and the DropBlock rate
+        # (eq. 8) both grow with the block's index n among all blocks.
+        drop_path_rates = torch.linspace(0, self.drop_path_rate,
+                                         depth).tolist()
+        drop_probs = depth_schedule(
+            self.dropblock_cfg.get('start', 0.), self.dropblock_cfg['final'],
+            depth) if self.dropblock_cfg else [None] * depth
+        n = 0
+        for stage, row in enumerate(self.arch[:-1], start=1):
+            build, blocks = self.block_builders[self.block_kinds[stage]], []
+            for i in range(row[0]):
+                blocks.append(
+                    build(
+                        self._block_args(stage, i, in_channels,
+                                         drop_path_rates[n], drop_probs[n])))
+                in_channels, n = row[5], n + 1
+            self.layers.append(Sequential(*blocks))
+        self.layers.append(
+            conv(in_channels, self.out_channels, self.arch[-1][1],
+                 stride=self.arch[-1][2]))
 
-        block_idx = 0
-        for stage, row in enumerate(block_rows, start=1):
-            (repeat, kernel_size, stride, expand_ratio, in_channels,
-             out_channels, se_ratio, _) = row
-            kind = self.block_kinds[stage]
-            with_dropblock = stage in self.dropblock_stages
-            if kind == 'conv' or (kind == 'fused' and not with_dropblock):
-                block_idx += repeat
-                continue  # MMPretrain's blocks, as built
-            blocks = []
-            for i in range(repeat):
-                block_stride = stride if i == 0 else 1
-                mid_channels = int(in_channels * expand_ratio)
-                where = f'stage {stage} block {i}'
-                dropblock_cfg = None
-                if with_dropblock:
-                    rate = drop_rates[block_idx]
-                    self.dropblock_rates[(stage, i)] = rate
-                    dropblock_cfg = dict(self.dropblock_cfg, drop_prob=rate)
-                    dropblock_cfg.pop('start', None)
-                    dropblock_cfg.pop('final', None)
-                common = dict(
-                    in_channels=in_channels,
-                    out_channels=out_channels,
-                    mid_channels=mid_channels,
-                    kernel_size=kernel_size,
-                    stride=block_stride,
-                    conv_cfg=self.conv_cfg if block_stride == 2 else None,
-                    norm_cfg=self.norm_cfg,
+    def _block_args(self, stage: int, i: int, in_channels: int,
+                    drop_path_rate: float,
+                    drop_prob: Optional[float]) -> BlockArgs:
+        (_, kernel_size, stride, expand_ratio, _, out_channels, se_ratio,
+         _) = self.arch[stage - 1]
+        mid_channels = int(in_channels * expand_ratio)
+        stride = stride if i == 0 else 1
+        attention_cfg = dropblock_cfg = None
+        if self.attention_cfg is not None and stage in self.attention_stages:
+            attention_cfg = dict(
+                copy.deepcopy(self.attention_cfg), in_channels=mid_channels)
+            fill_defaults = self.attention_defaults.get(attention_cfg['type'])
+            if fill_defaults is not None:
+                fill_defaults(
+                    attention_cfg,
                     act_cfg=self.act_cfg,
-                    drop_path_rate=dpr[block_idx],
-                    with_cp=self.with_cp,
-                    dropblock_cfg=dropblock_cfg,
-                    where=where)
-                if kind == 'fused':
-                    blocks.append(FusedMBConvDSP(**common))
-                    in_channels = out_channels
-                    block_idx += 1
-                    continue
-                common['attention_cfg'] = self._block_attention_cfg(
-                    stage, mid_channels, expand_ratio, se_ratio)
-                if kind == 'dy':
-                    dy_cfg = dict(self.dy_cfg)
-                    dy_cfg.setdefault('norm_cfg', self.norm_cfg)
-                    blocks.append(DyMBConv(dy_cfg=dy_cfg, **common))
-                else:
-                    blocks.append(MBConvDSP(**common))
-                in_channels = out_channels
-                block_idx += 1
-            self.layers[stage] = Sequential(*blocks)
+                    mid_channels=mid_channels,
+                    expand_ratio=expand_ratio,
+                    se_ratio=se_ratio)
+        if stage in self.dropblock_stages:
+            self.dropblock_rates[(stage, i)] = drop_prob
+            dropblock_cfg = {
+                k: v
+                for k, v in self.dropblock_cfg.items()
+                if k not in ('start', 'final')
+            }
+            dropblock_cfg['drop_prob'] = drop_prob
+        return BlockArgs(
+            block=dict(
+                in_channels=in_channels,
+                out_channels=out_channels,
+                mid_channels=mid_channels,
+                kernel_size=kernel_size,
+                stride=stride,
+                conv_cfg=self.conv_cfg if stride == 2 else None,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg,
+                drop_path_rate=drop_path_rate,
+                with_cp=self.with_cp),
+            attention_cfg=attention_cfg,
+            dy_cfg=self.dy_cfg and dict(
+                dict(norm_cfg=self.norm_cfg), **self.dy_cfg),
+            dropblock_cfg=dropblock_cfg,
+            where=f'stage {stage} block {i}')
 
     def train(self, mode: bool = True):
         """Set train / eval mode (with ``frozen_stages`` and ``norm_eval``
@@ -409,166 +444,22 @@ class EfficientNetDSP(EfficientNetV2):
         super().train(mode)
         return self
 
-    # ------------------------------------------------------------------
-    # pretrained loading: mmengine's PretrainedInit, plus a report
-    # ------------------------------------------------------------------
     def init_weights(self):
-        """Initialise; a ``Pretrained`` ``init_cfg`` loads what fits.
-
-        As in mmengine, the other entries of ``init_cfg`` come first and the
-        checkpoint last, through mmengine's ``PretrainedInit``
-        (``strict=False``: mismatched shapes and missing or unexpected keys
-        are logged, not raised). Unlike mmengine, a ``Pretrained``-only
-        ``init_cfg`` keeps EfficientNetV2's default Kaiming / constant init
-        for the tensors the checkpoint does not provide (SAR, ODConv
-        attention, DyReLU, ...).
-        Each load is summarised by :meth:`load_fitting_weights`.
-        """
-        init_cfgs = self.init_cfg
-        if isinstance(init_cfgs, dict):
-            init_cfgs = [init_cfgs]
-        init_cfgs = list(init_cfgs or [])
-        pretrained = [
-            c for c in init_cfgs
-            if c.get('type') in ('Pretrained', PretrainedInit)
-        ]
-        if not pretrained or self._is_init:
+        """Initialise as mmengine does (other ``init_cfg`` entries first,
+        ``Pretrained`` checkpoints last, ``strict=False``), and report each
+        checkpoint load: see
+        :func:`mmdsp.models.utils.pretrained_report.reporting_loads`; the
+        last report is kept as ``self.pretrained_report``."""
+        _, pretrained = split_pretrained(self.init_cfg)
+        with reporting_loads(self, [c['checkpoint'] for c in pretrained]):
             super().init_weights()
-            return
-        original = self.init_cfg
-        self.init_cfg = [c for c in init_cfgs if c not in pretrained] or \
-            copy.deepcopy(_V2_INIT)
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = original
-        for cfg in pretrained:
-            self.load_fitting_weights(
-                cfg['checkpoint'],
-                prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'))
 
     def load_fitting_weights(self,
                              checkpoint: str,
                              prefix: Optional[str] = None,
                              map_location: str = 'cpu') -> dict:
-        """Load every tensor of a checkpoint that fits (same key and shape),
-        with mmengine's ``PretrainedInit``, and log a short report.
-
-        mmengine loads with ``strict=False`` and logs every mismatch; on top
-        of it, a checkpoint of which nothing fits raises, and the report
-        names by module (block indices as ``*``) what was loaded, what was
-        skipped for its shape and what the checkpoint lacks.
-
-        Args:
-            checkpoint (str): Checkpoint path or URL (anything mmengine's
-                ``CheckpointLoader`` accepts).
-            prefix (str, optional): Only keys under this prefix are used,
-                with the prefix removed (e.g. 'backbone.' for a classifier
-                checkpoint). Defaults to None.
-            map_location (str): Passed to ``torch.load``. Defaults to 'cpu'.
-
-        Returns:
-            dict: Lists of keys, also kept as ``self.pretrained_report``:
-            ``loaded`` (same key and shape), ``seeded`` (a plain depthwise
-            conv weight for a Dy-ODConv unit, which ODConv2d copies into
-            every candidate), ``shape_mismatch``, ``missing`` (in the
-            backbone, not in the checkpoint) and ``unexpected`` (in the
-            checkpoint, not in the backbone).
-
-        Raises:
-            ValueError: No tensor of the checkpoint fits the backbone.
-        """
-        self._report_source = checkpoint
-        try:
-            PretrainedInit(
-                checkpoint, prefix=prefix, map_location=map_location)(self)
-        finally:
-            self._report_source = None
-        return self.pretrained_report
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # mmengine's and torch's loaders hand every module the whole
-        # state_dict under its prefix first: the moment to see what will fit.
-        if self._report_source is not None:
-            source, self._report_source = self._report_source, None
-            self.pretrained_report = self._report_fit(
-                {
-                    k[len(prefix):]: v
-                    for k, v in state_dict.items() if k.startswith(prefix)
-                }, source)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _seeds_candidates(self, key, value, own) -> bool:
-        """Whether ``value`` is a plain conv weight that ODConv2d loads into
-        each of its candidate kernels (see ``ODConv2d._load_from_state_dict``):
-        the Dy-ODConv unit keeps the key of the depthwise conv it replaces."""
-        module_name, _, name = key.rpartition('.')
-        if name != 'weight' or not isinstance(value, torch.Tensor):
-            return False
-        module = self.get_submodule(module_name)
-        return isinstance(module, ODConv2d) and value.dim() == 4 \
-            and tuple(value.shape) == tuple(own.shape[1:])
-
-    def _report_fit(self, state_dict: dict, source: str) -> dict:
-        own = self.state_dict()
-        report = dict(
-            loaded=[], seeded=[], shape_mismatch=[], missing=[], unexpected=[])
-        for key, value in state_dict.items():
-            if key not in own:
-                report['unexpected'].append(key)
-            elif self._seeds_candidates(key, value, own[key]):
-                report['seeded'].append(key)
-            elif not isinstance(value, torch.Tensor) or \
-                    value.shape != own[key].shape:
-                report['shape_mismatch'].append(
-                    f'{key}: checkpoint {tuple(getattr(value, "shape", ()))}'
-                    f' vs model {tuple(own[key].shape)}')
-            else:
-                report['loaded'].append(key)
-        report['missing'] = [k for k in own if k not in state_dict]
-        fitting = len(report['loaded']) + len(report['seeded'])
-        if not fitting:
-            hint = ''
-            if any(k.startswith('backbone.') for k in state_dict):
-                hint = " (its keys start with 'backbone.': set prefix=" \
-                       "'backbone.' in the Pretrained init_cfg)"
-            raise ValueError(f'EfficientNetDSP: no tensor of checkpoint '
-                             f'{source} fits the backbone{hint}')
-
-        lines = [
-            f'EfficientNetDSP: loaded {fitting} of {len(own)} tensors from '
-            f'{source}'
-        ]
-        for name, title in (
-            ('loaded', 'loaded'),
-            ('seeded', 'plain depthwise weight copied into every ODConv '
-             'candidate kernel'),
-            ('shape_mismatch', 'skipped, shape mismatch'),
-            ('missing', 'not in the checkpoint, kept the initialisation'),
-            ('unexpected', 'in the checkpoint only, ignored')):
-            keys = report[name]
-            if not keys:
-                continue
-            lines.append(f'  {title} ({len(keys)} tensors):')
-            if name == 'shape_mismatch':
-                lines.extend(f'    {k}' for k in keys)
-            else:
-                lines.extend(f'    {module} ({n})'
-                             for module, n in _by_module(keys).items())
-        partial = any(report[name] for name in report if name != 'loaded')
-        level = logging.WARNING if partial else logging.INFO
-        print_log('\n'.join(lines), logger='current', level=level)
-        return report
-
-
-def _by_module(keys) -> Counter:
-    """Tensor counts per module, two levels deep inside a block, whose index
-    is written ``*``: ``layers.4.*.expand_conv.conv`` stands for the expand
-    convs of all blocks of stage 4."""
-    groups = Counter()
-    for key in keys:
-        parts = re.sub(r'^(layers\.\d+\.)\d+\.', r'\1*.', key).split('.')
-        depth = 5 if parts[2:3] == ['*'] else 3
-        groups['.'.join(parts[:-1][:depth])] += 1
-    return groups
+        """Load every tensor of a checkpoint that fits (same key and shape)
+        and report the rest, as a ``Pretrained`` ``init_cfg`` does; see
+        :func:`mmdsp.models.utils.pretrained_report.load_pretrained` for the
+        arguments and the report returned."""
+        return load_pretrained(self, checkpoint, prefix, map_location)

@@ -9,6 +9,8 @@ from mmengine.registry import MODELS as ROOT_MODELS
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 
+from ...utils.checks import is_int
+
 _POSITIONS = ('after_block', 'after_stage')
 _PLUGIN_KEYS = {'cfg', 'stages', 'blocks', 'position'}
 _STAGE_ATTRS = ('res_layers', 'layers', 'stages')
@@ -33,13 +35,12 @@ class _PluginChain(nn.Sequential):
 def _as_index_tuple(value, key, i):
     if value is None:
         return None
-    if isinstance(value, int):
+    if is_int(value):
         value = (value, )
-    if not isinstance(value, (tuple, list)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, (tuple, list)) or not all(map(is_int, value)):
         raise TypeError(f'PluginBackbone: plugins[{i}].{key} must be None, '
                         f'an int or a sequence of ints, got {value!r}')
-    return tuple(value)
+    return tuple(int(v) for v in value)
 
 
 @MODELS.register_module()

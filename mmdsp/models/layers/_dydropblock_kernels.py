@@ -75,3 +75,45 @@ def spread_seeds(seeds, beta):
         prefix = F.pad(counts, pad).cumsum(dim)
         counts = prefix.narrow(dim, beta, size) - prefix.narrow(dim, 0, size)
     return counts.clamp_max_(1).to(seeds.dtype)
+
+
+def drop_blocks_lean(x, seeds, beta, eps):
+    """:func:`drop_blocks` for CUDA, other devices and channels_last
+    tensors: the same mask from the same seeds, kept for the backward as
+    one byte a unit (``bool``) instead of a map in ``x``'s dtype, and the
+    output in ``x``'s dtype and memory format.
+
+    Args:
+        x (Tensor): Input of shape (N, C, H, W).
+        seeds (Tensor): 0/1 seeds, shape (N, C, H - beta + 1, W - beta + 1).
+        beta (int): Block size.
+        eps (float): Floor of the kept-unit count.
+
+    Returns:
+        Tensor: ``x * keep * numel / kept``.
+    """
+    keep = spread_seeds(seeds, beta) == 0
+    numel = x.numel()
+    kept = (keep.sum(dtype=torch.float32) *
+            (numel // keep.numel())).clamp_min(eps)
+    return _KeepScale.apply(x, keep, (numel / kept).to(x.dtype))
+
+
+class _KeepScale(torch.autograd.Function):
+    """``x * keep * factor`` for a bool ``keep`` (broadcast to ``x``) and a
+    0-d ``factor``, saving only ``keep`` and ``factor``."""
+
+    @staticmethod
+    def forward(ctx, x, keep, factor):
+        ctx.save_for_backward(keep, factor)
+        return _keep_scale(x, keep, factor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        keep, factor = ctx.saved_tensors
+        return _keep_scale(grad, keep, factor), None, None
+
+
+def _keep_scale(x, keep, factor):
+    out = torch.empty_like(x)  # x's memory format, whatever keep's
+    return torch.mul(x, keep, out=out).mul_(factor)

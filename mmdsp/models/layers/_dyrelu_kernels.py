@@ -23,10 +23,11 @@ class _TwoPieceMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, coef):
-        # Autocast may hand x and coef in different dtypes; autograd casts
-        # each gradient back to its input's dtype.
-        dtype = torch.promote_types(x.dtype, coef.dtype)
-        x, coef = x.to(dtype), coef.to(dtype)
+        # Under autocast the coefficients are float32 and x fp16 / bf16:
+        # they are cast to x's dtype, so the output and the saved tensors
+        # stay in low precision; autograd casts each gradient back to its
+        # input's dtype.
+        coef = coef.to(x.dtype)
         a0, a1, b0, b1 = (coef[:, :, i, None, None] for i in range(4))
         out, second = piece(x, a0, b0), piece(x, a1, b1)
         mask = torch.gt(second, out, out=torch.empty_like(x))
@@ -156,13 +157,7 @@ def running_max(x, coef):
     differentiable ops, for any k; ties go to the first piece, as in
     :class:`_TwoPieceMax`. Also the path under ``torch.compile`` /
     ``torch.export``, where inductor fuses the pieces into one loop.
-
-    Args:
-        x (Tensor): Input of shape (B, C, H, W).
-        coef (Tensor): Shape (B, C, 2k): slopes, then intercepts.
-
-    Returns:
-        Tensor: Output of the shape of ``x``.
+    Arguments and result as for :func:`max_of_pieces`.
     """
     k = coef.size(2) // 2
     coef = coef[..., None, None]  # (B, C, 2k, 1, 1)

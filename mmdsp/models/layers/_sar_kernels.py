@@ -132,29 +132,38 @@ def shuffled_gate(x, y_h, y_w, shuffle_groups, residual, expand_h,
     """The forward of :class:`_ShuffledGate`; also the inference path,
     without autograd. Returns the output and the tensors the backward
     needs."""
-    # Under autocast the gates (sigmoid) are fp32 and x fp16/bf16: one
-    # dtype for all, so the matmuls of the backward agree. Autograd casts
-    # each gradient back to its input's dtype.
-    dtype = torch.promote_types(x.dtype, y_h.dtype)
-    x, y_h, y_w = x.to(dtype), y_h.to(dtype), y_w.to(dtype)
+    # Under autocast the gates (sigmoid) are fp32 and x fp16/bf16: the
+    # small gates are cast to x's dtype, so the output and what the backward
+    # keeps stay in low precision. Autograd casts each gradient back to its
+    # input's dtype.
+    y_h, y_w = y_h.to(x.dtype), y_w.to(x.dtype)
     if expand_h is not None:
-        expand_h, expand_w = expand_h.to(dtype), expand_w.to(dtype)
+        expand_h, expand_w = expand_h.to(x.dtype), expand_w.to(x.dtype)
     n, c, h, w = x.shape
     s = shuffle_groups
-    if expand_h is not None:
-        gate = (y_h.reshape(n * c, h) @ expand_h) * (
-            y_w.reshape(n * c, w) @ expand_w)
-    else:
-        gate = y_h.unsqueeze(3) * y_w.unsqueeze(2)
-    gate = gate.view(n, c // s, s, h, w)
+    gate = gate_map(y_h, y_w, expand_h, expand_w).view(n, c // s, s, h, w)
     # x in output channel order, as a strided view (no copy).
     x_in = x.view(n, s, c // s, h, w).transpose(1, 2)
     if residual:
         out = torch.addcmul(x.view(n, c // s, s, h, w), x_in, gate)
     else:
         out = gate * x_in
+    # The gate is kept for the backward (CPU speed); the device kernel
+    # recomputes it instead (_sar_device.py).
     return out.reshape(n, c, h, w), (x, y_h, y_w, gate, expand_h,
                                      expand_w)
+
+
+def gate_map(y_h, y_w, expand_h, expand_w):
+    """The full-size gate ``y^h * y^w`` from the strips (N, C, H) and
+    (N, C, W): by matmul with the 0/1 expansion matrices on small maps,
+    else by broadcasting."""
+    n, c, h = y_h.shape
+    w = y_w.size(2)
+    if expand_h is not None:
+        return (y_h.reshape(n * c, h) @ expand_h) * (
+            y_w.reshape(n * c, w) @ expand_w)
+    return y_h.unsqueeze(3) * y_w.unsqueeze(2)
 
 
 def sar_forward(sar, x):

@@ -152,8 +152,10 @@ class CBAM(BaseModule):
             2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
 
     def forward(self, x):
+        # amax, not adaptive_max_pool2d: the same maximum, and a backward
+        # that CUDA allows under deterministic algorithms.
         channel_att = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(
-            F.adaptive_max_pool2d(x, 1))
+            x.amax(dim=(2, 3), keepdim=True))
         x = x * torch.sigmoid(channel_att)
         pooled = torch.cat(
             [x.mean(dim=1, keepdim=True),

@@ -1,13 +1,12 @@
 """DyDropBlock, paper section 3.3, eqs. 8-9."""
-import numbers
-
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from ...utils.checks import check_int, check_probability
 from . import _dydropblock_kernels
-from ._impl import get_impl
+from ._impl import kernels_for
 
 
 def depth_schedule(start, final, depth):
@@ -30,14 +29,9 @@ def depth_schedule(start, final, depth):
     Returns:
         list[float]: ``depth`` drop probabilities, shallowest first.
     """
-    if not isinstance(depth, numbers.Integral) or isinstance(depth, bool) \
-            or depth < 1:
-        raise ValueError(f'depth_schedule: depth must be a positive int, '
-                         f'got {depth!r}')
-    for name, value in (('start', start), ('final', final)):
-        if not isinstance(value, numbers.Real) or not 0 <= value < 1:
-            raise ValueError(f'depth_schedule: {name} must be a probability '
-                             f'in [0, 1), got {value!r}')
+    check_int('depth_schedule', 'depth', depth)
+    check_probability('depth_schedule', 'start', start)
+    check_probability('depth_schedule', 'final', final)
     return [start + (final - start) * n / depth for n in range(1, depth + 1)]
 
 
@@ -69,7 +63,7 @@ def drop_blocks(x, seeds, beta, eps=1e-6):
 
 
 @MODELS.register_module()
-class DyDropBlock(nn.Module):
+class DyDropBlock(BaseModule):
     """DropBlock (Ghiasi et al. 2018) with a depth- and time-dependent rate.
 
     In training, seeds are drawn with the Bernoulli rate of eq. 9,
@@ -98,19 +92,20 @@ class DyDropBlock(nn.Module):
         eps (float): Floor of the kept-unit count in the rescaling, so a map
             that happens to be fully dropped gives zeros, not NaNs.
             Defaults to 1e-6.
+        init_cfg (dict | list[dict], optional): Initialization config; the
+            module has no parameters. Defaults to None.
     """
 
-    def __init__(self, drop_prob=0.1, block_size=7, scale=1.0, eps=1e-6):
-        super().__init__()
-        if not isinstance(drop_prob, numbers.Real) or not 0 <= drop_prob < 1:
-            raise ValueError(f'DyDropBlock: drop_prob must be in [0, 1), got '
-                             f'{drop_prob!r}')
-        if not isinstance(block_size, numbers.Integral) \
-                or isinstance(block_size, bool) or block_size < 1:
-            raise ValueError(f'DyDropBlock: block_size must be a positive '
-                             f'int, got {block_size!r}')
-        self.drop_prob = float(drop_prob)
-        self.block_size = int(block_size)
+    def __init__(self,
+                 drop_prob=0.1,
+                 block_size=7,
+                 scale=1.0,
+                 eps=1e-6,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.drop_prob = check_probability('DyDropBlock', 'drop_prob',
+                                           drop_prob)
+        self.block_size = check_int('DyDropBlock', 'block_size', block_size)
         self.scale = scale
         self.eps = eps
 
@@ -120,10 +115,8 @@ class DyDropBlock(nn.Module):
 
     @scale.setter
     def scale(self, value):
-        if not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-            raise ValueError(
-                f'DyDropBlock: scale must be in [0, 1], got {value!r}')
-        self._scale = float(value)
+        self._scale = check_probability(
+            'DyDropBlock', 'scale', value, include_one=True)
 
     @property
     def effective_drop_prob(self):
@@ -161,8 +154,12 @@ class DyDropBlock(nn.Module):
                        min(alpha, 1.0),
                        device=x.device,
                        dtype=x.dtype))
-        if get_impl() == 'reference':
+        kernels = kernels_for(x)
+        if kernels == 'reference':
             return drop_blocks(x, seeds, beta, self.eps)
+        if kernels == 'device':
+            return _dydropblock_kernels.drop_blocks_lean(
+                x, seeds, beta, self.eps)
         return _dydropblock_kernels.drop_blocks(x, seeds, beta, self.eps)
 
     # The tuned mask, public before the kernels moved to their own module.

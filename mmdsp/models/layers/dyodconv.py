@@ -4,19 +4,19 @@ from typing import Optional, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.model import constant_init
+from mmengine.model import BaseModule, constant_init
 from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from . import _dyrelu_kernels
-from ._impl import get_impl
+from . import _dyrelu_device, _dyrelu_kernels
+from ._impl import kernels_for
 from .dyrelu import DyReLU
 from .odconv import ODConv2d
 
 
 @MODELS.register_module()
-class DyODConv(nn.Module):
+class DyODConv(BaseModule):
     """ODConv2d -> norm -> Dynamic ReLU, the Dy-ODConv unit.
 
     It replaces the depthwise 3x3 :class:`mmcv.cnn.ConvModule` of MBConv in
@@ -139,7 +139,12 @@ class DyODConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
-        if self._fuse_norm_act():
+        fuse = self._fuse_norm_act(x)
+        if fuse == 'train':
+            # BN folded into DyReLU's pieces (same math): the backward keeps
+            # the conv output only, not the normalised map as well.
+            return _dyrelu_device.bn_dyrelu_train(self.norm, self.activate, x)
+        if fuse == 'eval':
             # Inference: BN folded into DyReLU's pieces (same math).
             return _dyrelu_kernels.bn_dyrelu_eval(self.norm, self.activate, x)
         if self.with_norm:
@@ -148,17 +153,30 @@ class DyODConv(nn.Module):
             x = self.activate(x)
         return x
 
-    def _fuse_norm_act(self) -> bool:
-        """Whether the tuned inference path may fold an eval-mode BN into
-        the two-piece DyReLU (``_dyrelu_kernels.bn_dyrelu_eval``): no
-        autograd, the default kernels, plain modules without hooks."""
-        if torch.is_grad_enabled() or get_impl() != 'fast' \
-                or torch.compiler.is_compiling() \
+    def _fuse_norm_act(self, x: torch.Tensor) -> Optional[str]:
+        """Whether the tuned kernels fold the BN into the two-piece DyReLU:
+        ``'train'`` for a training-mode BN under autograd on the device
+        kernels (``_dyrelu_device.bn_dyrelu_train``), ``'eval'`` for an eval-mode
+        BN on a CPU without autograd (``_dyrelu_kernels.bn_dyrelu_eval``),
+        else None; only plain modules without hooks."""
+        kernels = kernels_for(x)
+        if kernels not in ('cpu', 'device') \
                 or not (self.with_norm and self.with_activation):
-            return False
+            return None
         norm, act = self.norm, self.activate
-        return (type(norm) is nn.BatchNorm2d and not norm.training
-                and norm.running_mean is not None and type(act) is DyReLU
+        if not (type(norm) is nn.BatchNorm2d and type(act) is DyReLU
                 and act.k == 2 and not any(
                     m._forward_hooks or m._forward_pre_hooks
-                    for m in (norm, act)))
+                    for m in (norm, act))):
+            return None
+        if torch.is_grad_enabled():
+            # The fold saves memory (GPU); the CPU keeps its faster oneDNN
+            # BN and tuned DyReLU.
+            return 'train' if norm.training and kernels == 'device' else None
+        # Folded into y's own slopes (no centring), it is exact in float32
+        # only.
+        if kernels == 'cpu' and not norm.training \
+                and norm.running_mean is not None \
+                and x.dtype == torch.float32:
+            return 'eval'
+        return None

@@ -2,11 +2,13 @@
 from typing import Optional, Sequence
 
 import torch
+from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
 
-from . import _dyrelu_kernels
-from ._impl import get_impl
+from ...utils.checks import check_int, check_maps
+from . import _dyrelu_device, _dyrelu_kernels
+from ._impl import kernels_for
 
 
 def max_of_pieces(x, coef):
@@ -30,7 +32,7 @@ def max_of_pieces(x, coef):
 
 
 @MODELS.register_module()
-class DyReLU(nn.Module):
+class DyReLU(BaseModule):
     """Dynamic ReLU with channel-wise coefficients (DY-ReLU-B).
 
     A hyper function computes, per sample, ``2 * k`` coefficients for every
@@ -50,7 +52,8 @@ class DyReLU(nn.Module):
 
     The activation is :func:`max_of_pieces`, or with
     ``mmdsp.models.layers.set_impl('fast')`` (the default) the same math
-    tuned for CPU in ``_dyrelu_kernels.py``.
+    tuned for CPU tensors in ``_dyrelu_kernels.py`` and, for CUDA and other
+    devices, in ``_dyrelu_device.py``.
 
     Args:
         channels (int): Number of channels of the input.
@@ -65,6 +68,8 @@ class DyReLU(nn.Module):
         inplace (bool): Accepted because :class:`mmcv.cnn.ConvModule` passes
             it to every activation; the result is always a new tensor, since
             ``x`` is needed by all ``k`` pieces. Defaults to False.
+        init_cfg (dict | list[dict], optional): Initialization config.
+            Defaults to None.
     """
 
     def __init__(self,
@@ -74,11 +79,12 @@ class DyReLU(nn.Module):
                  lambdas: Sequence[float] = (1.0, 0.5),
                  init_a: Optional[Sequence[float]] = None,
                  init_b: Optional[Sequence[float]] = None,
-                 inplace: bool = False):
-        super().__init__()
-        if channels < 1 or reduction < 1 or k < 1:
-            raise ValueError('DyReLU: channels, reduction and k must be >= 1, '
-                             f'got {channels}, {reduction}, {k}')
+                 inplace: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (('channels', channels), ('reduction', reduction),
+                            ('k', k)):
+            check_int('DyReLU', name, value)
         if init_a is None:
             init_a = (1.0, ) + (0.0, ) * (k - 1)
         if init_b is None:
@@ -128,17 +134,17 @@ class DyReLU(nn.Module):
         Returns:
             Tensor: Output of the same shape.
         """
-        if x.dim() != 4 or x.shape[1] != self.channels:
-            raise ValueError(
-                f'DyReLU expects input (B, {self.channels}, H, W), got '
-                f'{tuple(x.shape)}')
+        check_maps('DyReLU', x, self.channels)
         coef = self.coefficients(x)
-        if get_impl() == 'reference':
+        kernels = kernels_for(x)
+        if kernels == 'reference':
             return max_of_pieces(x, coef)
-        if torch.compiler.is_compiling():
-            # torch.compile / torch.export: plain ops inductor can fuse.
-            return _dyrelu_kernels.running_max(x, coef)
-        return _dyrelu_kernels.max_of_pieces(x, coef)
+        if kernels == 'cpu':
+            return _dyrelu_kernels.max_of_pieces(x, coef)
+        if kernels == 'device' and self.k == 2:
+            return _dyrelu_device.two_piece_max(x, coef)
+        # torch.compile / torch.export: plain ops inductor can fuse.
+        return _dyrelu_kernels.running_max(x, coef)
 
     def extra_repr(self) -> str:
         return f'{self.channels}, k={self.k}'

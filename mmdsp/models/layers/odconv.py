@@ -10,12 +10,14 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import nn
 from torch.nn.modules.utils import _pair
 
+from ...utils.checks import check_int, check_maps
 from . import _odconv_kernels
-from ._impl import get_impl
+from ._impl import kernels_for
 
 
 class ODConvAttention(NamedTuple):
@@ -37,8 +39,84 @@ class ODConvAttention(NamedTuple):
     kernel: Optional[torch.Tensor]
 
 
+class _CandidateKernels:
+    """The candidate kernels of :class:`ODConv2d`, ``weight`` of shape
+    ``(kernel_num, out_channels, in_channels // groups, kh, kw)``: their
+    initialisation, their aggregation into per-sample kernels and the loading
+    of a plain conv weight into each of them."""
+
+    def init_weights(self) -> None:
+        """Kaiming-normal init of each candidate kernel and of the FCs.
+
+        Each candidate is initialised like a plain conv of its own shape
+        (fan_out, ReLU gain), not the 5-D tensor as one kernel. Attention
+        biases start at zero, so every sigmoid starts at 0.5 and the kernel
+        attention uniform.
+        """
+        for i in range(self.kernel_num):
+            nn.init.kaiming_normal_(
+                self.weight.data[i], mode='fan_out', nonlinearity='relu')
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        for fc in (self.fc, self.channel_fc, self.filter_fc, self.spatial_fc,
+                   self.kernel_fc):
+            if fc is None:
+                continue
+            nn.init.kaiming_normal_(
+                fc.weight, mode='fan_out', nonlinearity='relu')
+            if fc.bias is not None:
+                nn.init.zeros_(fc.bias)
+
+    def aggregate_weight(self, att: ODConvAttention) -> torch.Tensor:
+        """Build the per-sample kernels from the candidates and attentions.
+
+        Args:
+            att (ODConvAttention): Output of :meth:`attentions`.
+
+        Returns:
+            Tensor: Kernels of shape (B, out_channels, in_channels // groups,
+            kh, kw).
+        """
+        batch = att.channel.shape[0]
+        out_c, in_per_group = self.out_channels, self.weight.shape[2]
+        if att.kernel is None:
+            weight = self.weight  # (1, out, in/g, kh, kw), broadcast over B
+        else:
+            weight = (att.kernel @ self.weight.flatten(1)).view(
+                batch, *self.weight.shape[1:])
+        # The channel attention lives on the input channels; inside the
+        # kernel, output channel o of group g sees inputs g*in/g..(g+1)*in/g.
+        scale = att.channel.view(batch, self.groups, 1, in_per_group).expand(
+            -1, -1, out_c // self.groups,
+            -1).reshape(batch, out_c, in_per_group, 1, 1)
+        if att.filter is not None:
+            scale = scale * att.filter.view(batch, out_c, 1, 1, 1)
+        if att.spatial is not None:
+            scale = scale * att.spatial.view(batch, 1, 1, *self.kernel_size)
+        return weight * scale
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A plain conv checkpoint (e.g. an ImageNet EfficientNetV2 depthwise
+        # conv) seeds every candidate: the softmax rows sum to one, so the
+        # loaded module starts as that conv scaled by the sigmoid attentions.
+        key = prefix + 'weight'
+        weight = state_dict.get(key)
+        if (weight is not None and weight.dim() == 4
+                and weight.shape == self.weight.shape[1:]):
+            state_dict[key] = weight.unsqueeze(0).expand_as(
+                self.weight).clone()
+        # Checkpoints without the temperature buffer (plain convs, ODConv2d
+        # before it was saved) keep the current value.
+        state_dict.setdefault(prefix + 'temperature', self.temperature)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+
 @MODELS.register_module()
-class ODConv2d(nn.Module):
+class ODConv2d(_CandidateKernels, BaseModule):
     """2D omni-dimensional dynamic convolution.
 
     A squeeze branch (global average pooling -> FC -> norm -> ReLU) predicts,
@@ -121,14 +199,14 @@ class ODConv2d(nn.Module):
                  temperature: float = 1.0,
                  attention_norm_cfg: Optional[dict] = dict(type='LN'),
                  padding_mode: str = 'zeros'):
+        # A BaseModule without init_cfg: init_weights is its own.
         super().__init__()
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        check_int('ODConv2d', 'groups', groups)
+        check_int('ODConv2d', 'kernel_num', kernel_num)
+        if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f'ODConv2d: in_channels ({in_channels}) and out_channels '
                 f'({out_channels}) must be divisible by groups ({groups})')
-        if kernel_num < 1:
-            raise ValueError(
-                f'ODConv2d: kernel_num must be >= 1, got {kernel_num}')
         if reduction <= 0:
             raise ValueError(
                 f'ODConv2d: reduction must be > 0, got {reduction}')
@@ -187,28 +265,6 @@ class ODConv2d(nn.Module):
         self.use_factorized = kernel_num == 1 and kh * kw == 1
         self.init_weights()
 
-    def init_weights(self) -> None:
-        """Kaiming-normal init of each candidate kernel and of the FCs.
-
-        Each candidate is initialised like a plain conv of its own shape
-        (fan_out, ReLU gain), not the 5-D tensor as one kernel. Attention
-        biases start at zero, so every sigmoid starts at 0.5 and the kernel
-        attention uniform.
-        """
-        for i in range(self.kernel_num):
-            nn.init.kaiming_normal_(
-                self.weight.data[i], mode='fan_out', nonlinearity='relu')
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-        for fc in (self.fc, self.channel_fc, self.filter_fc, self.spatial_fc,
-                   self.kernel_fc):
-            if fc is None:
-                continue
-            nn.init.kaiming_normal_(
-                fc.weight, mode='fan_out', nonlinearity='relu')
-            if fc.bias is not None:
-                nn.init.zeros_(fc.bias)
-
     def update_temperature(self, temperature: float) -> None:
         """Set the softmax temperature of the kernel attention.
 
@@ -244,34 +300,6 @@ class ODConv2d(nn.Module):
             kernel = torch.softmax(self.kernel_fc(h) / self.temperature, 1)
         return ODConvAttention(channel, filt, spatial, kernel)
 
-    def aggregate_weight(self, att: ODConvAttention) -> torch.Tensor:
-        """Build the per-sample kernels from the candidates and attentions.
-
-        Args:
-            att (ODConvAttention): Output of :meth:`attentions`.
-
-        Returns:
-            Tensor: Kernels of shape (B, out_channels, in_channels // groups,
-            kh, kw).
-        """
-        batch = att.channel.shape[0]
-        out_c, in_per_group = self.out_channels, self.weight.shape[2]
-        if att.kernel is None:
-            weight = self.weight  # (1, out, in/g, kh, kw), broadcast over B
-        else:
-            weight = (att.kernel @ self.weight.flatten(1)).view(
-                batch, *self.weight.shape[1:])
-        # The channel attention lives on the input channels; inside the
-        # kernel, output channel o of group g sees inputs g*in/g..(g+1)*in/g.
-        scale = att.channel.view(batch, self.groups, 1, in_per_group).expand(
-            -1, -1, out_c // self.groups,
-            -1).reshape(batch, out_c, in_per_group, 1, 1)
-        if att.filter is not None:
-            scale = scale * att.filter.view(batch, out_c, 1, 1, 1)
-        if att.spatial is not None:
-            scale = scale * att.spatial.view(batch, 1, 1, *self.kernel_size)
-        return weight * scale
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the dynamic convolution.
 
@@ -281,14 +309,12 @@ class ODConv2d(nn.Module):
         Returns:
             Tensor: Output of shape (B, out_channels, H', W').
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f'ODConv2d expects input (B, {self.in_channels}, H, W), got '
-                f'{tuple(x.shape)}')
+        check_maps('ODConv2d', x, self.in_channels)
         att = self.attentions(x)
-        if self.use_factorized and get_impl() == 'fast':
+        kernels = kernels_for(x)
+        if self.use_factorized and kernels != 'reference':
             y = _odconv_kernels.factorized_forward(self, x, att)
-        elif torch.compiler.is_compiling() and get_impl() == 'fast':
+        elif kernels == 'traced':
             # torch.compile / torch.export: no batch size in conv groups.
             y = _odconv_kernels.per_sample_forward(self, x, att)
         else:
@@ -304,28 +330,14 @@ class ODConv2d(nn.Module):
                 dilation=self.dilation,
                 groups=self.groups * batch)
             y = y.view(batch, self.out_channels, *y.shape[-2:])
+            if kernels == 'device' and not x.is_contiguous():
+                # Folding the batch into the channels needs NCHW; the
+                # output goes back to the input's channels_last, so the
+                # layers after it keep their layout.
+                y = y.contiguous(memory_format=torch.channels_last)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
-                              strict, missing_keys, unexpected_keys,
-                              error_msgs):
-        # A plain conv checkpoint (e.g. an ImageNet EfficientNetV2 depthwise
-        # conv) seeds every candidate: the softmax rows sum to one, so the
-        # loaded module starts as that conv scaled by the sigmoid attentions.
-        key = prefix + 'weight'
-        weight = state_dict.get(key)
-        if (weight is not None and weight.dim() == 4
-                and weight.shape == self.weight.shape[1:]):
-            state_dict[key] = weight.unsqueeze(0).expand_as(
-                self.weight).clone()
-        # Checkpoints without the temperature buffer (plain convs, ODConv2d
-        # before it was saved) keep the current value.
-        state_dict.setdefault(prefix + 'temperature', self.temperature)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      strict, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '

@@ -6,8 +6,10 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from mmpretrain.models.utils import channel_shuffle
 
-from . import _sar_kernels
-from ._impl import get_impl
+from ...utils.checks import check_int, check_maps
+
+from . import _sar_device, _sar_kernels
+from ._impl import kernels_for
 
 
 def sar_reference(x, conv_h, conv_w, norm, groups, shuffle_groups=2,
@@ -70,7 +72,8 @@ class SAR(BaseModule):
 
     The forward is :func:`sar_reference`, or with
     ``mmdsp.models.layers.set_impl('fast')`` (the default) the same math
-    tuned for CPU in ``_sar_kernels.py``.
+    tuned for CPU tensors in ``_sar_kernels.py`` and, for CUDA and other
+    devices, in ``_sar_device.py``.
 
     Args:
         in_channels (int): Channels of the input (and the output).
@@ -103,10 +106,7 @@ class SAR(BaseModule):
         for name, value in (('in_channels', in_channels), ('groups', groups),
                             ('kernel_size', kernel_size),
                             ('shuffle_groups', shuffle_groups)):
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value < 1:
-                raise ValueError(
-                    f'SAR: {name} must be a positive int, got {value!r}')
+            check_int('SAR', name, value)
         if in_channels % groups != 0:
             raise ValueError(
                 f'SAR: groups={groups} must divide in_channels={in_channels}'
@@ -141,18 +141,18 @@ class SAR(BaseModule):
         _, self.norm = build_norm_layer(norm_cfg, group_channels)
 
     def forward(self, x):
-        if x.dim() != 4 or x.size(1) != self.in_channels:
-            raise ValueError(
-                f'SAR expects (N, {self.in_channels}, H, W) input, got '
-                f'{tuple(x.shape)}')
-        if get_impl() == 'reference':
+        check_maps('SAR', x, self.in_channels, batch='N')
+        kernels = kernels_for(x)
+        if kernels == 'reference':
             return sar_reference(x, self.conv_h, self.conv_w, self.norm,
                                  self.groups, self.shuffle_groups,
                                  self.residual)
-        if torch.compiler.is_compiling():
+        if kernels == 'traced':
             # torch.compile / torch.export see plain ops they can fuse.
             return _sar_kernels.sar_traceable(self, x)
-        return _sar_kernels.sar_forward(self, x)
+        if kernels == 'cpu':
+            return _sar_kernels.sar_forward(self, x)
+        return _sar_device.sar_device(self, x)
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, groups={self.groups}, '
