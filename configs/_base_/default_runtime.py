@@ -22,6 +22,11 @@ visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
 
 randomness = dict(seed=0, deterministic=False)
 
+# Every input has the configured img_size, so cuDNN's autotuner picks each
+# convolution's fastest algorithm once (no effect without CUDA; mmengine
+# turns it off again under randomness.deterministic=True).
+env_cfg = dict(cudnn_benchmark=True)
+
 # Declared once for every config (mmengine replaces lists, so a config that
 # sets its own custom_hooks must list them all again). Each hook that needs a
 # brick (ODConv2d, a PolyFocalLoss with omega='auto') warns once and does

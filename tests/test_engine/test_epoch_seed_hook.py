@@ -77,3 +77,42 @@ def test_no_seed_leaves_generators_alone():
     torch.manual_seed(123)
     EpochSeedHook().before_train_epoch(_runner(0, seed=None))
     assert torch.rand(()) == expected
+
+
+class _RandomDataset(torch.utils.data.Dataset):
+    """Each item is a draw of the worker's generators, through a pipeline
+    as mmengine datasets have one."""
+
+    def __init__(self):
+        self.pipeline = lambda results: _draws()
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return self.pipeline(i)
+
+
+def _epochs_with_persistent_workers(first, last):
+    loader = torch.utils.data.DataLoader(_RandomDataset(), batch_size=2,
+                                         num_workers=2,
+                                         persistent_workers=True)
+    runner = SimpleNamespace(seed=0, epoch=first, train_dataloader=loader,
+                             _randomness_cfg=dict(seed=0))
+    hook = EpochSeedHook()
+    hook.before_train(runner)
+    draws = {}
+    for epoch in range(first, last + 1):
+        runner.epoch = epoch
+        hook.before_train_epoch(runner)
+        draws[epoch] = [tuple(map(tuple, batch)) for batch in loader]
+    return draws
+
+
+def test_persistent_workers_resume_exactly():
+    # Workers that live across epochs are reseeded per epoch too: a run
+    # resumed at epoch 2 draws what the uninterrupted run drew there.
+    full = _epochs_with_persistent_workers(0, 2)
+    assert full[0] != full[1] != full[2]
+    resumed = _epochs_with_persistent_workers(2, 2)
+    assert resumed[2] == full[2]

@@ -11,7 +11,10 @@ model = dict(
         attention_cfg=dict(type='SAR'),
         dy_stages=(2, 3),
         dy_cfg=dict(kernel_num=4),
-        dropblock_cfg=dict(start=0., final=0.1, block_size=7)),
+        dropblock_cfg=dict(start=0., final=0.1, block_size=7),
+        # EfficientNetV2's Swish, keeping half the activations for the
+        # backward (same outputs and gradients; docs/gpu.md).
+        act_cfg=dict(type='MemoryEfficientSwish')),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(
         type='LinearClsHead',

@@ -24,5 +24,7 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
-# lr 0.01 belongs to a total batch of 32; `--auto-scale-lr` rescales it.
+# lr 0.01 belongs to a total batch of 32 (GPUs x batch_size). With another
+# total batch, `--auto-scale-lr` applies the linear scaling rule,
+# lr = 0.01 x total / 32 (e.g. 8 GPUs x 32 images: lr 0.08).
 auto_scale_lr = dict(base_batch_size=32)

@@ -1,5 +1,6 @@
 """Seed every epoch from (seed, epoch) so that ``--resume`` is exact."""
 import logging
+import multiprocessing
 import random
 from functools import partial
 
@@ -44,6 +45,42 @@ def _epoch_worker_init(worker_id: int,
     _seed_all(epoch_seed(seed, epoch, rank, worker_id))
 
 
+class _EpochSeededPipeline:
+    """A dataset pipeline that, inside a dataloader worker, reseeds the
+    worker's generators with ``epoch_seed(seed, epoch, rank, worker_id)``
+    at its first sample of every epoch: what a respawned worker's
+    ``worker_init_fn`` does, for workers that persist across epochs. The
+    epoch comes from the main process through shared memory.
+
+    Args:
+        pipeline (callable): The dataset's pipeline.
+        epoch (multiprocessing.Value): The current epoch, set by the hook.
+        seed (int): The run's seed.
+        rank (int): The process's rank.
+    """
+
+    def __init__(self, pipeline, epoch, seed, rank):
+        self.pipeline = pipeline
+        self.epoch = epoch
+        self.seed = seed
+        self.rank = rank
+        self._seeded = None
+
+    def __call__(self, results):
+        info = torch.utils.data.get_worker_info()
+        epoch = self.epoch.value
+        if info is not None and self._seeded != epoch:
+            _seed_all(epoch_seed(self.seed, epoch, self.rank, info.id))
+            self._seeded = epoch
+        return self.pipeline(results)
+
+    def __getattr__(self, name):
+        # Transforms are looked up on the pipeline (e.g. ImgSizeHook).
+        if name == 'pipeline':
+            raise AttributeError(name)
+        return getattr(self.pipeline, name)
+
+
 @HOOKS.register_module()
 class EpochSeedHook(Hook):
     """Make each training epoch's randomness a function of (seed, epoch).
@@ -66,10 +103,12 @@ class EpochSeedHook(Hook):
     The sampler order was already exact (``DefaultSampler`` shuffles with
     ``seed + epoch``).
 
-    Limits: workers with ``persistent_workers=True`` are seeded once, at
-    their start, so an exact resume with ``num_workers > 0`` needs
-    ``persistent_workers=False``; the hook warns about it. Only
-    epoch-based training is covered: mmengine resumes at epoch boundaries.
+    Workers with ``persistent_workers=True`` (no respawn every epoch, the
+    configs' default) are not seeded again by ``worker_init_fn``: the hook
+    wraps the training dataset's pipeline so that each worker reseeds
+    itself the same way at its first sample of an epoch, the epoch reaching
+    it through shared memory. Only epoch-based training is covered:
+    mmengine resumes at epoch boundaries.
 
     Args:
         priority (int | str): Hook priority; ``'VERY_HIGH'`` so that the
@@ -81,16 +120,27 @@ class EpochSeedHook(Hook):
         self.priority = priority
 
     def before_train(self, runner) -> None:
+        self._epoch = None
         loader = runner.train_dataloader
-        if getattr(loader, 'num_workers', 0) > 0 and getattr(
-                loader, 'persistent_workers', False):
+        if runner.seed is None or getattr(loader, 'num_workers', 0) == 0 \
+                or not getattr(loader, 'persistent_workers', False):
+            return
+        dataset = loader.dataset
+        if not callable(getattr(dataset, 'pipeline', None)):
             print_log(
-                'EpochSeedHook: train_dataloader has persistent_workers=True; '
-                'its workers keep their random state across epochs, so a '
-                'resumed run will not reproduce the uninterrupted one. Set '
+                'EpochSeedHook: train_dataloader has persistent_workers=True '
+                f'and its dataset ({type(dataset).__name__}) has no pipeline '
+                'to reseed the workers through, so a resumed run will not '
+                'reproduce the uninterrupted one. Set '
                 'train_dataloader.persistent_workers=False for exact resume.',
                 logger='current',
                 level=logging.WARNING)
+            return
+        # Made before the workers start, which inherit it.
+        self._epoch = multiprocessing.Value('q', 0)
+        dataset.pipeline = _EpochSeededPipeline(dataset.pipeline,
+                                                self._epoch, runner.seed,
+                                                get_rank())
 
     def before_train_epoch(self, runner) -> None:
         seed = runner.seed
@@ -102,6 +152,8 @@ class EpochSeedHook(Hook):
         if randomness.get('diff_rank_seed', False):
             entropy.append(get_rank())
         _seed_all(epoch_seed(*entropy))
+        if getattr(self, '_epoch', None) is not None:
+            self._epoch.value = epoch
 
         loader = runner.train_dataloader
         init_fn = getattr(loader, 'worker_init_fn', None)

@@ -145,7 +145,7 @@ class PolyFocalLoss(nn.Module):
         if not torch.isfinite(omega).all() or (omega < 0).any():
             raise ValueError(f'PolyFocalLoss: `omega` must be finite and '
                              f'non-negative, got {omega.tolist()}.')
-        # forward() moves it to the logits' device.
+        # The first forward moves it to the logits' device, once.
         self.omega = omega
 
     def extra_repr(self) -> str:
@@ -167,7 +167,12 @@ class PolyFocalLoss(nn.Module):
             raise ValueError(f'PolyFocalLoss: `omega` has '
                              f'{self.omega.numel()} weights but the '
                              f'classifier outputs {num_classes} classes.')
-        return self.omega.to(device=device, dtype=dtype) * self.gamma
+        if self.omega.device != device:
+            # Once: the hook sets omega after the model went to its
+            # device; copying it in every step would be a host-to-device
+            # transfer per iteration.
+            self.omega = self.omega.to(device)
+        return self.omega.to(dtype=dtype) * self.gamma
 
     def forward(self,
                 cls_score: torch.Tensor,
