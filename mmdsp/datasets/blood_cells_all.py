@@ -10,17 +10,18 @@ four class indices through :data:`CLASS_ALIASES`.
 import os
 import os.path as osp
 import re
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
-from mmengine.fileio import list_from_file
-from mmengine.logging import MMLogger
-from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
-from PIL import Image, UnidentifiedImageError
+
+from .class_folder_dataset import ClassFolderDataset
+from .class_folders import (IMG_EXTENSIONS, check_image, list_class_folders,
+                            scan_image_folders)
 
 __all__ = [
-    'BloodCellsALL', 'CLASS_ALIASES', 'CLASS_FOLDERS', 'resolve_class_folder',
-    'check_image', 'scan_class_folders'
+    'BloodCellsALL', 'CLASS_ALIASES', 'CLASS_FOLDERS', 'IMG_EXTENSIONS',
+    'resolve_class_folder', 'check_image', 'scan_class_folders',
+    'scan_dataset_folders'
 ]
 
 CLASSES = ('Benign', 'Early Pre-B', 'Pre-B', 'Pro-B')
@@ -39,8 +40,6 @@ CLASS_ALIASES = {
     3: ('pro', 'pro-b', '[malignant] pro-b', 'malignant pro-b'),
 }
 _ALIAS_TO_INDEX = {a: i for i, names in CLASS_ALIASES.items() for a in names}
-
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 
 
 def _normalise(name: str) -> str:
@@ -122,61 +121,26 @@ def scan_class_folders(
     return samples
 
 
-def check_image(path: str, decode: bool = False, min_size: int = 1) -> \
-        Optional[str]:
-    """Why an image file cannot be used, or None when it can.
+def scan_dataset_folders(
+        root: str) -> Tuple[Tuple[str, ...], List[Tuple[str, int]]]:
+    """Class names and ``(relative_path, label)`` of any class-folder tree.
 
-    The default check reads the header with Pillow and makes sure a JPEG ends
-    with its end-of-image marker and a PNG with its ``IEND`` chunk, which
-    catches empty, corrupt and truncated files at about 0.3 ms per image.
-    Grayscale, palette and RGBA files pass: ``LoadImageFromFile`` decodes
-    them to 3-channel BGR.
+    The four ALL folders, under any of their aliases, give the ALL classes in
+    the paper's order (the shipped split depends on it); any other tree gives
+    its sorted folder names
+    (:func:`~mmdsp.datasets.class_folders.scan_image_folders`).
 
     Args:
-        path (str): Image file.
-        decode (bool): Also decode the pixels with OpenCV, as
-            ``LoadImageFromFile`` will (about 1 ms per image). Catches
-            corruption inside the compressed data. Defaults to False.
-        min_size (int): Images whose width or height is smaller are
-            rejected. Defaults to 1.
-
-    Returns:
-        str | None: A short reason, e.g. ``'truncated JPEG (no end-of-image
-        marker)'``.
+        root (str): Folder holding one sub-folder per class.
     """
-    try:
-        size = osp.getsize(path)
-    except OSError as e:
-        return f'cannot read file ({e.strerror})'
-    if size == 0:
-        return 'empty file (0 bytes)'
-    try:
-        with Image.open(path) as im:
-            fmt, (w, h) = im.format, im.size
-    except UnidentifiedImageError:
-        return 'not an image Pillow can identify (corrupt or wrong format)'
-    except Exception as e:  # Pillow raises several types on bad headers
-        return f'unreadable header ({type(e).__name__}: {e})'
-    with open(path, 'rb') as f:
-        f.seek(max(0, size - 1024))
-        tail = f.read()
-    if fmt == 'JPEG' and b'\xff\xd9' not in tail:
-        return 'truncated JPEG (no end-of-image marker)'
-    if fmt == 'PNG' and b'IEND' not in tail:
-        return 'truncated PNG (no IEND chunk)'
-    if w < min_size or h < min_size:
-        return f'image is {w}x{h}, smaller than min_size={min_size}'
-    if decode:
-        import cv2
-        import numpy as np
-        img = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            return 'OpenCV cannot decode the pixel data'
-    return None
+    indices = [resolve_class_folder(d) for d in list_class_folders(root)]
+    if None not in indices and sorted(indices) == list(range(len(CLASSES))):
+        return CLASSES, scan_class_folders(root)
+    return scan_image_folders(root)
 
 
 @DATASETS.register_module()
-class BloodCellsALL(CustomDataset):
+class BloodCellsALL(ClassFolderDataset):
     """Acute lymphoblastic leukemia blood-smear images, four classes.
 
     Without ``ann_file`` the images are found in class folders under
@@ -195,127 +159,19 @@ class BloodCellsALL(CustomDataset):
     ``on_bad_image='error'``.
 
     Args:
-        data_root (str): Root of ``data_prefix`` and ``ann_file``.
-            Defaults to ''.
-        data_prefix (str | dict): Folder of the images (or of the class
-            folders), relative to ``data_root``. Defaults to ''.
-        ann_file (str): Split file; empty means scan the class folders.
-            Defaults to ''.
-        verify_images (bool | str): ``True`` checks headers and end markers,
-            ``'decode'`` also decodes every image, ``False`` checks nothing.
-            Defaults to True.
-        on_bad_image (str): ``'skip'`` or ``'error'``. Defaults to 'skip'.
-        min_size (int): Smallest accepted width and height, in pixels.
-            Defaults to 1.
-        **kwargs: Other arguments of
-            :class:`mmpretrain.datasets.CustomDataset`.
+        data_root, data_prefix, ann_file, verify_images, on_bad_image,
+        min_size, **kwargs: As for :class:`ClassFolderDataset`; the classes
+            are the four above.
     """
 
     METAINFO = {'classes': CLASSES}
 
-    def __init__(self,
-                 data_root: str = '',
-                 data_prefix: Union[str, dict] = '',
-                 ann_file: str = '',
-                 verify_images: Union[bool, str] = True,
-                 on_bad_image: str = 'skip',
-                 min_size: int = 1,
-                 **kwargs):
-        if verify_images not in (True, False, 'decode'):
-            raise ValueError('BloodCellsALL: verify_images must be True, '
-                             f"False or 'decode', got {verify_images!r}")
-        if on_bad_image not in ('skip', 'error'):
-            raise ValueError("BloodCellsALL: on_bad_image must be 'skip' or "
-                             f"'error', got {on_bad_image!r}")
-        if not kwargs.pop('with_label', True):
-            raise ValueError('BloodCellsALL is a labelled dataset; '
-                             'with_label=False is not supported')
-        if data_root and not osp.isdir(osp.expanduser(data_root)):
-            raise FileNotFoundError(
-                f'BloodCellsALL: data_root {data_root!r} does not exist')
-        self.verify_images = verify_images
-        self.on_bad_image = on_bad_image
-        self.min_size = min_size
-        kwargs.setdefault('extensions', IMG_EXTENSIONS)
-        super().__init__(
-            data_root=data_root,
-            data_prefix=data_prefix,
-            ann_file=ann_file,
-            with_label=True,
-            **kwargs)
+    def _scan_folders(self) -> List[Tuple[str, int]]:
+        # The folder names are matched against the aliases, not sorted.
+        return scan_class_folders(self.img_prefix, self.extensions)
 
-    def _read_ann_file(self) -> List[Tuple[str, int]]:
-        ann_file = self.ann_file
-        if not osp.isfile(ann_file):
-            raise FileNotFoundError(
-                f'BloodCellsALL: ann_file {ann_file!r} does not exist')
-        samples = []
-        num_classes = len(self.CLASSES)
-        for lineno, line in enumerate(list_from_file(ann_file), 1):
-            line = line.strip()
-            if not line or line.startswith('#'):
-                continue
-            parts = line.rsplit(maxsplit=1)
-            if len(parts) != 2 or not re.fullmatch(r'-?\d+', parts[1]):
-                raise ValueError(
-                    f'BloodCellsALL: {ann_file}:{lineno}: expected '
-                    f"'relative/path label_index', got {line!r}")
-            label = int(parts[1])
-            if not 0 <= label < num_classes:
-                raise ValueError(
-                    f'BloodCellsALL: {ann_file}:{lineno}: label {label} is '
-                    f'outside 0..{num_classes - 1} {self.CLASSES}')
-            path = osp.join(self.img_prefix, parts[0])
-            if not osp.isfile(path):
-                raise FileNotFoundError(
-                    f'BloodCellsALL: {ann_file}:{lineno}: image {path!r} '
-                    'does not exist')
-            samples.append((parts[0], label))
-        if not samples:
-            raise ValueError(f'BloodCellsALL: ann_file {ann_file!r} lists no '
-                             'image')
-        return samples
-
-    def load_data_list(self) -> List[dict]:
-        """Read the split file or scan the class folders, then screen files.
-
-        Returns:
-            list[dict]: ``img_path`` and ``gt_label`` of each usable image.
-        """
+    def _list_samples(self) -> List[Tuple[str, int]]:
         if len(self.CLASSES) != len(CLASSES):
             raise ValueError(f'BloodCellsALL has {len(CLASSES)} classes '
                              f'{CLASSES}, got classes={self.CLASSES}')
-        if self.ann_file:
-            samples = self._read_ann_file()
-        else:
-            samples = scan_class_folders(self.img_prefix, self.extensions)
-
-        data_list, bad = [], []
-        for rel, label in samples:
-            path = osp.join(self.img_prefix, rel)
-            if self.verify_images:
-                reason = check_image(
-                    path,
-                    decode=self.verify_images == 'decode',
-                    min_size=self.min_size)
-                if reason is not None:
-                    bad.append((path, reason))
-                    continue
-            data_list.append({'img_path': path, 'gt_label': int(label)})
-
-        if bad:
-            listing = '\n'.join(f'  {p}: {r}' for p, r in bad)
-            if self.on_bad_image == 'error':
-                raise ValueError(f'BloodCellsALL: {len(bad)} unusable image '
-                                 f'file(s):\n{listing}')
-            logger = MMLogger.get_current_instance()
-            for p, r in bad:
-                logger.warning(f'BloodCellsALL: skipping {p}: {r}')
-            logger.warning(f'BloodCellsALL: skipped {len(bad)} of '
-                           f'{len(samples)} image files under '
-                           f'{self.img_prefix!r}')
-        self.skipped_images = bad
-        if not data_list:
-            raise ValueError('BloodCellsALL: no usable image under '
-                             f'{self.img_prefix!r}')
-        return data_list
+        return super()._list_samples()

@@ -12,7 +12,8 @@ JPEG quality vary, so the task is learnable but not trivial.
 """
 import os
 import os.path as osp
-from typing import Dict, Sequence, Union
+import shutil
+from typing import Dict, List, Sequence, Union
 
 import cv2
 import numpy as np
@@ -21,7 +22,10 @@ from .blood_cells_all import CLASS_FOLDERS
 from mmdsp.utils.fileio import atomic_write_text, imwrite_atomic
 from .grouped_split import grouped_stratified_split
 
-__all__ = ['make_synthetic_all', 'draw_smear', 'class_ranges', 'CLASS_PARAMS']
+__all__ = [
+    'make_synthetic_all', 'make_synthetic_folders', 'draw_smear',
+    'class_ranges', 'CLASS_PARAMS'
+]
 
 # Per class: (low, high) ranges, in units of the image side for sizes.
 #   cell_r: lymphocyte radius; nc: nucleus radius / cell radius;
@@ -245,3 +249,80 @@ def make_synthetic_all(out_dir: str,
         atomic_write_text(osp.join(out_dir, f'{name}.txt'), ''.join(lines))
         counts[name] = len(lines)
     return counts
+
+
+def make_synthetic_folders(out_dir: str,
+                           classes: Dict[str, int],
+                           num_per_class: Union[int, Sequence[int]] = 20,
+                           size: int = 64,
+                           seed: int = 0,
+                           exact_duplicates: int = 0,
+                           shifted_duplicates: int = 0,
+                           shift: float = 0.06,
+                           spread: float = 1.0,
+                           quality: int = 92) -> List[List[str]]:
+    """Write a class-folder data set of any class names, with duplicates.
+
+    Layout: ``out_dir/<class name>/<class name>-NNNN.jpg``, no split file:
+    the input of ``split_all.py`` as a user's own data would be. Each class
+    is drawn like one of the four ALL classes (``classes`` maps its name to
+    that class index), so ``{'benign': 0, 'malignant': 3}`` is a 2-class
+    set. Planted duplicates, spread over the classes in turn:
+    ``exact_duplicates`` byte-identical copies (``...-NNNN-copy.jpg``) and
+    ``shifted_duplicates`` second shots of a field moved by ``shift`` of the
+    side (``...-NNNN-shift.jpg``, drawn from one larger smear), which the
+    duplicate finder must group with their original.
+
+    Args:
+        out_dir (str): Output folder, created if missing.
+        classes (dict[str, int]): Folder name -> drawn ALL class (0..3).
+        num_per_class (int | Sequence[int]): Distinct images per class.
+            Defaults to 20.
+        size (int): Image side in pixels, at least 32. Defaults to 64.
+        seed (int): Seed of the drawing. Defaults to 0.
+        exact_duplicates (int): Byte-identical copies to plant.
+        shifted_duplicates (int): Shifted second shots to plant.
+        shift (float): Shift of those, as a fraction of the side.
+        spread (float): Width of the class ranges (:func:`class_ranges`).
+        quality (int): JPEG quality. Defaults to 92.
+
+    Returns:
+        list[list[str]]: The planted groups, paths relative to ``out_dir``.
+    """
+    names = list(classes)
+    if isinstance(num_per_class, (int, np.integer)):
+        num_per_class = [int(num_per_class)] * len(names)
+    num_per_class = [int(n) for n in num_per_class]
+    if len(num_per_class) != len(names) or min(num_per_class, default=0) < 1:
+        raise ValueError(f'num_per_class must be a positive int or one per '
+                         f'class of {names}, got {num_per_class}')
+    if size < 32:
+        raise ValueError(f'size must be at least 32 pixels, got {size}')
+    pad = int(round(shift * size))
+    planted, first = [], {}
+    for c, (name, n) in enumerate(zip(names, num_per_class)):
+        os.makedirs(osp.join(out_dir, name), exist_ok=True)
+        for i in range(n):
+            rng = np.random.default_rng([seed, c, i])
+            # Every image is cropped from a larger smear, so a shifted
+            # second shot of it is another crop of the same drawing.
+            big = draw_smear(classes[name], size + pad, rng, spread)
+            rel = f'{name}/{name}-{i:04d}.jpg'
+            imwrite_atomic(osp.join(out_dir, rel), big[:size, :size],
+                           jpeg_quality=quality)
+            first.setdefault(c, []).append((rel, big))
+    plants = ['exact'] * exact_duplicates + ['shift'] * shifted_duplicates
+    for k, kind in enumerate(plants):
+        c = k % len(names)
+        rel, big = first[c][(k // len(names)) % len(first[c])]
+        stem = rel[:-len('.jpg')]
+        if kind == 'exact':
+            dup = f'{stem}-copy.jpg'
+            shutil.copyfile(osp.join(out_dir, rel), osp.join(out_dir, dup))
+        else:
+            dup = f'{stem}-shift.jpg'
+            imwrite_atomic(osp.join(out_dir, dup),
+                           big[pad:pad + size, pad:pad + size],
+                           jpeg_quality=quality)
+        planted.append([rel, dup])
+    return planted

@@ -8,6 +8,9 @@
   ``mmdsp.engine.hooks.TemperatureScalingHook``)
   and the reject scores of :mod:`mmdsp.evaluation.ood` and
   :mod:`mmdsp.evaluation.stage_distance`.
+* :mod:`mmdsp.evaluation.kfold` (cross-validation summaries) and
+  :mod:`mmdsp.evaluation.class_map` (testing on a data set with other
+  classes), ``docs/own_data.md``.
 
 See ``docs/evaluation.md``.
 """

@@ -1,16 +1,25 @@
-"""Leak-free, stratified train/val/test split of the ALL blood-smear images.
+"""Leak-free, stratified split (or k folds) of any class-folder image set.
 
 Usage::
 
     python tools/dataset_converters/split_all.py DATA_ROOT OUT_DIR \\
         --ratios 7 2 1 --seed 0
+    python tools/dataset_converters/split_all.py DATA_ROOT OUT_DIR \\
+        --folds 5 [--test-ratio 0.1]
 
-``DATA_ROOT`` holds one folder per class (``Benign/ Early/ Pre/ Pro/`` or the
-Kaggle names, see ``docs/dataset.md``). Writes ``OUT_DIR/train.txt``,
-``val.txt``, ``test.txt`` (lines ``Folder/file.jpg label``, relative to
-DATA_ROOT) and ``OUT_DIR/duplicates.json``. Exact (MD5) and near duplicates
+``DATA_ROOT`` holds one folder per class. The class names are the folder
+names, sorted (as in MMPretrain's ``CustomDataset``); the ALL data set's
+folders (``Benign/ Early/ Pre/ Pro/`` or the Kaggle names, see
+``docs/dataset.md``) keep their four classes in the paper's order. Writes
+``OUT_DIR/train.txt``, ``val.txt``, ``test.txt`` (lines ``Folder/file.jpg
+label``, relative to DATA_ROOT), ``OUT_DIR/classes.txt`` (the class of each
+label, one a line) and ``OUT_DIR/duplicates.json``. With ``--folds K`` it
+writes ``OUT_DIR/fold_<k>/{train,val,classes}.txt`` for k = 0..K-1 instead
+(val = fold k, train = the other folds) and, with ``--test-ratio``, one fixed
+``OUT_DIR/test.txt`` held out of every fold. Exact (MD5) and near duplicates
 (pHash candidates verified by aligned correlation) are grouped with
-union-find and every group lands in one split.
+union-find and every group lands in one split (one fold). See
+``docs/own_data.md``.
 """
 import argparse
 import json
@@ -20,9 +29,11 @@ import sys
 
 import numpy as np
 
-from mmdsp.datasets.blood_cells_all import (CLASSES, check_image,
-                                            scan_class_folders)
+from mmdsp.datasets.blood_cells_all import scan_dataset_folders
+from mmdsp.datasets.class_folders import (CLASSES_FILE, check_image,
+                                          classes_file_text)
 from mmdsp.datasets.duplicates import find_duplicates
+from mmdsp.datasets.grouped_kfold import grouped_stratified_kfold
 from mmdsp.datasets.grouped_split import grouped_stratified_split
 from mmdsp.utils.fileio import atomic_write_text
 
@@ -31,7 +42,8 @@ SPLIT_NAMES = ('train', 'val', 'test')
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Duplicate-aware stratified split of ALL images')
+        description='Duplicate-aware stratified split of a class-folder '
+        'image set (train/val/test, or k folds)')
     parser.add_argument('data_root', help='folder holding the class folders')
     parser.add_argument('out_dir', help='where the split files go')
     parser.add_argument(
@@ -40,7 +52,19 @@ def parse_args(argv=None):
         nargs=3,
         default=(7, 2, 1),
         metavar=('TRAIN', 'VAL', 'TEST'),
-        help='relative split sizes (default: 7 2 1, as in the paper)')
+        help='relative split sizes (default: 7 2 1, as in the paper); '
+        'ignored with --folds')
+    parser.add_argument(
+        '--folds',
+        type=int,
+        help='write K cross-validation folds instead of one split: '
+        'OUT_DIR/fold_<k>/{train,val}.txt, no group in two folds')
+    parser.add_argument(
+        '--test-ratio',
+        type=float,
+        default=0.0,
+        help='with --folds: share of the images held out as one fixed '
+        'OUT_DIR/test.txt, outside every fold (default: 0, none)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--phash-thr',
@@ -78,13 +102,77 @@ def parse_args(argv=None):
                      f'{args.ratios}')
     if not 0 <= args.phash_thr <= 64:
         parser.error(f'--phash-thr must be in 0..64, got {args.phash_thr}')
+    if args.folds is not None and args.folds < 2:
+        parser.error(f'--folds must be at least 2, got {args.folds}')
+    if not 0 <= args.test_ratio < 1:
+        parser.error(f'--test-ratio must be in [0, 1), got {args.test_ratio}')
+    if args.test_ratio and args.folds is None:
+        parser.error('--test-ratio goes with --folds; without it the third '
+                     'of --ratios sets the test share')
     return args
+
+
+def assign_parts(labels, group_ids, classes, args):
+    """Part of each image (index into the returned names), -1 if dropped."""
+    labels = np.asarray(labels)
+    if args.folds is None:
+        return grouped_stratified_split(labels, group_ids, args.ratios,
+                                        seed=args.seed,
+                                        num_classes=len(classes)), SPLIT_NAMES
+    k = args.folds
+    names = tuple(f'fold_{f}' for f in range(k)) + ('test', )
+    assign = np.zeros(len(labels), np.int64)
+    held = np.zeros(len(labels), bool)
+    if args.test_ratio > 0:
+        held = grouped_stratified_split(
+            labels, group_ids, (1 - args.test_ratio, 0, args.test_ratio),
+            seed=args.seed, num_classes=len(classes)) == 2
+    assign[held] = k
+    assign[~held] = grouped_stratified_kfold(
+        labels[~held], np.asarray(group_ids)[~held], k, seed=args.seed,
+        num_classes=len(classes), class_names=classes)
+    return assign, names
+
+
+def write_parts(out_dir, assign, names, rel_paths, labels, classes, args):
+    """Write the split (or fold) files and the class names beside them."""
+
+    def lines(mask):
+        return ''.join(f'{rel_paths[k]} {labels[k]}\n'
+                       for k in np.nonzero(mask)[0])
+
+    atomic_write_text(osp.join(out_dir, CLASSES_FILE),
+                      classes_file_text(classes))
+    written = [CLASSES_FILE]
+    if args.folds is None:
+        for s, name in enumerate(SPLIT_NAMES):
+            if args.ratios[s] > 0:
+                atomic_write_text(osp.join(out_dir, f'{name}.txt'),
+                                  lines(assign == s))
+                written.append(f'{name}.txt')
+        return written
+    k = args.folds
+    in_folds = (assign >= 0) & (assign < k)
+    for f in range(k):
+        fold_dir = osp.join(out_dir, f'fold_{f}')
+        os.makedirs(fold_dir, exist_ok=True)
+        atomic_write_text(osp.join(fold_dir, 'train.txt'),
+                          lines(in_folds & (assign != f)))
+        atomic_write_text(osp.join(fold_dir, 'val.txt'), lines(assign == f))
+        # ClassFolderDataset looks for the names beside the split file.
+        atomic_write_text(osp.join(fold_dir, CLASSES_FILE),
+                          classes_file_text(classes))
+    written.append(f'fold_0..{k - 1}/{{train,val,{CLASSES_FILE}}}')
+    if args.test_ratio > 0:
+        atomic_write_text(osp.join(out_dir, 'test.txt'), lines(assign == k))
+        written.append('test.txt')
+    return written
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        samples = scan_class_folders(args.data_root)
+        classes, samples = scan_dataset_folders(args.data_root)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'error: {e}')
     os.makedirs(args.out_dir, exist_ok=True)
@@ -98,8 +186,15 @@ def main(argv=None):
         else:
             unreadable.append(dict(path=rel, reason=reason))
             print(f'skipping unreadable {rel}: {reason}')
-    print(f'{len(rel_paths)} images in {len(CLASSES)} classes under '
+    print(f'{len(rel_paths)} images in {len(classes)} classes under '
           f'{args.data_root} ({len(unreadable)} unreadable skipped)')
+    counts = np.bincount(np.asarray(labels, np.int64),
+                         minlength=len(classes))
+    if not counts.all():
+        empty = [classes[c] for c in np.flatnonzero(counts == 0)]
+        sys.exit(f'error: no readable image left in class folder(s) '
+                 f'{[osp.join(args.data_root, c) for c in empty]} (see the '
+                 'skipped files above)')
 
     dup = find_duplicates([osp.join(args.data_root, p) for p in rel_paths],
                           labels,
@@ -116,13 +211,16 @@ def main(argv=None):
     keep = np.array([k not in dropped for k in range(len(rel_paths))],
                     dtype=bool)
     assign = np.full(len(rel_paths), -1)
+    names = SPLIT_NAMES
     if keep.any():
-        assign[keep] = grouped_stratified_split(
-            np.asarray(labels)[keep],
-            group_ids[keep],
-            args.ratios,
-            seed=args.seed,
-            num_classes=len(CLASSES))
+        try:
+            assign[keep], names = assign_parts(
+                np.asarray(labels)[keep], group_ids[keep], classes, args)
+        except ValueError as e:
+            sys.exit(f'error: {args.data_root}: {e}')
+
+    def part_of(k):
+        return 'dropped' if assign[k] < 0 else names[assign[k]]
 
     # Report duplicates.
     kinds = [p['kind'] for p in dup['near_pairs']]
@@ -140,9 +238,8 @@ def main(argv=None):
               f'{n}x{s}' for s, n in enumerate(sizes) if n))
     for g in dup['groups']:
         tag = ' LABEL CONFLICT' if g in dup['conflicts'] else ''
-        split = ('dropped' if assign[g[0]] < 0 else
-                 SPLIT_NAMES[assign[g[0]]])
-        print(f'  [{split}]{tag} ' + ' '.join(rel_paths[k] for k in g))
+        print(f'  [{part_of(g[0])}]{tag} ' +
+              ' '.join(rel_paths[k] for k in g))
     if dup['conflicts']:
         print(f"label conflicts: {len(dup['conflicts'])} group(s) span two "
               'classes; ' + ('dropped from all splits' if args.
@@ -154,38 +251,47 @@ def main(argv=None):
 
     # A duplicate group larger than a split's share leaves that split empty
     # (on images that all look alike); say so instead of writing it.
+    wanted = list(args.ratios) if args.folds is None else \
+        [1] * args.folds + [args.test_ratio]
     empty = [
-        name for s, name in enumerate(SPLIT_NAMES)
-        if args.ratios[s] > 0 and not (assign == s).any()
+        name for s, name in enumerate(names)
+        if wanted[s] > 0 and not (assign == s).any()
     ]
 
-    # Write split files and report counts.
-    print('\nper-class counts:')
-    header = f"  {'split':<6}" + ''.join(f'{c:>12}' for c in CLASSES)
-    print(header + f"{'total':>8}")
+    # Report per-class counts, then write.
+    print('\nper-class counts:' if args.folds is None else
+          '\nper-class counts (each fold is the val part of its round and '
+          'in the train part of the others):')
+    width = max([12] + [len(c) + 2 for c in classes])
+    print(f"  {'split':<7}" + ''.join(f'{c:>{width}}' for c in classes) +
+          f"{'total':>8}")
     labels_arr = np.asarray(labels)
-    for s, name in enumerate(SPLIT_NAMES):
+    for s, name in enumerate(names):
+        if wanted[s] <= 0 and args.folds is not None:
+            continue
         idx = np.nonzero(assign == s)[0]
-        counts = np.bincount(labels_arr[idx], minlength=len(CLASSES))
-        print(f'  {name:<6}' + ''.join(f'{n:>12}' for n in counts) +
+        n = np.bincount(labels_arr[idx], minlength=len(classes))
+        print(f'  {name:<7}' + ''.join(f'{c:>{width}}' for c in n) +
               f'{len(idx):>8}')
-        if args.ratios[s] > 0 and not empty:
-            atomic_write_text(
-                osp.join(args.out_dir, f'{name}.txt'),
-                ''.join(f'{rel_paths[k]} {labels[k]}\n' for k in idx))
     for g in dup['groups']:
         assert len(set(assign[g].tolist())) == 1, 'group straddles splits'
+    written = [] if empty else write_parts(
+        args.out_dir, assign, names, rel_paths, labels, classes, args)
 
+    params = dict(
+        ratios=list(args.ratios),
+        seed=args.seed,
+        phash_thr=args.phash_thr,
+        ncc_thr=args.ncc_thr,
+        neighbours=args.neighbours,
+        min_overlap=args.min_overlap,
+        drop_conflicts=args.drop_conflicts)
+    if args.folds is not None:
+        params.update(folds=args.folds, test_ratio=args.test_ratio)
+        del params['ratios']
     report = dict(
         data_root=osp.abspath(args.data_root),
-        params=dict(
-            ratios=list(args.ratios),
-            seed=args.seed,
-            phash_thr=args.phash_thr,
-            ncc_thr=args.ncc_thr,
-            neighbours=args.neighbours,
-            min_overlap=args.min_overlap,
-            drop_conflicts=args.drop_conflicts),
+        params=params,
         unreadable=unreadable,
         exact_pairs=[[rel_paths[i], rel_paths[j]]
                      for i, j in dup['exact_pairs']],
@@ -198,8 +304,7 @@ def main(argv=None):
                 files=[rel_paths[k] for k in g],
                 labels=[labels[k] for k in g],
                 label_conflict=g in dup['conflicts'],
-                split=('dropped'
-                       if assign[g[0]] < 0 else SPLIT_NAMES[assign[g[0]]]))
+                split=part_of(g[0]))
             for g in dup['groups']
         ])
     atomic_write_text(
@@ -215,7 +320,6 @@ def main(argv=None):
             f'{osp.join(args.out_dir, "duplicates.json")}. If they are '
             'not the same fields, raise --ncc-thr or --min-overlap, or '
             'use --neighbours 0.')
-    written = [f'{n}.txt' for n, r in zip(SPLIT_NAMES, args.ratios) if r > 0]
     print(f'\nwrote {", ".join(written)} and duplicates.json to '
           f'{args.out_dir}')
 

@@ -90,10 +90,11 @@ test_dataloader = dict(
     val_dataloader,
     dataset=dict(val_dataloader['dataset'], ann_file=f'{split_dir}/test.txt'))
 train_dataloader = dict(
+    # Persistent workers (no respawn every epoch): EpochSeedHook reseeds
+    # them per epoch through the pipeline, so resumed runs still repeat the
+    # same augmentation. pin_memory: MMPretrain's tools turn it on, ours
+    # keep it only where CUDA is.
     val_dataloader,
-    # EpochSeedHook reseeds the workers every epoch, so resumed runs repeat
-    # the same augmentation; persistent workers could not be reseeded.
-    persistent_workers=False,
     dataset=dict(
         val_dataloader['dataset'],
         ann_file=f'{split_dir}/train.txt',
@@ -117,6 +118,10 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator + [
     dict(type='ConfusionMatrix'),
-    dict(type='BenignVsMalignant'),
+    # Benign against the three B-ALL subtypes (mmdsp.evaluation.metrics).
+    dict(
+        type='BenignVsMalignant',
+        groups=dict(
+            benign=['Benign'], malignant=['Early Pre-B', 'Pre-B', 'Pro-B'])),
     dict(type='BootstrapCI'),
 ]

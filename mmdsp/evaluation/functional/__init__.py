@@ -8,11 +8,12 @@ from .auroc import binary_auroc, one_vs_rest_auroc
 from .calibration import (brier_score, expected_calibration_error,
                           negative_log_likelihood, reliability_bins)
 from .classification import (accuracy, benign_vs_malignant, check_inputs,
-                             paper_f1, precision_recall_f1)
+                             group_vs_rest, paper_f1, precision_recall_f1)
 
 __all__ = [
     'accuracy', 'benign_vs_malignant', 'binary_auroc', 'brier_score',
-    'check_inputs', 'expected_calibration_error', 'negative_log_likelihood',
+    'check_inputs', 'expected_calibration_error', 'group_vs_rest',
+    'negative_log_likelihood',
     'one_vs_rest_auroc', 'paper_f1', 'precision_recall_f1',
     'reliability_bins'
 ]

@@ -87,13 +87,59 @@ def paper_f1(precision, recall):
     return float(out) if out.ndim == 0 else out
 
 
-def benign_vs_malignant(probs, labels, benign_index=0):
-    """The clinical binary view: malignant (positive) against benign.
+def group_vs_rest(probs, labels, positive):
+    """A binary clinical view of a multi-class prediction: a group of
+    classes (positive, e.g. the malignant ones) against the others.
 
-    An image is called malignant when its predicted class (argmax) is not
-    the benign one, which is what the 4-class prediction tells a reader; the
-    AUROC ranks images by ``1 - p(benign)``. A ratio whose denominator is
-    empty (e.g. no benign image) is NaN.
+    An image is called positive when its predicted class (argmax) is in the
+    group, which is what the multi-class prediction tells a reader; the
+    AUROC ranks images by ``1 - p(negative classes)``, the probability mass
+    of the group. A ratio whose denominator is empty (e.g. no negative
+    image) is NaN.
+
+    Args:
+        probs (array-like): (N, K) class probabilities.
+        labels (array-like): (N, ) integer labels.
+        positive (Sequence[int]): Indices of the positive classes; the
+            others are negative. Neither side may be empty.
+
+    Returns:
+        dict: ``sensitivity``, ``specificity``, ``ppv``, ``npv`` and
+        ``auroc``, all in %.
+    """
+    probs, labels = check_inputs(probs, labels)
+    k = probs.shape[1]
+    pos = np.zeros(k, bool)
+    for c in positive:
+        if not 0 <= int(c) < k:
+            raise ValueError(f'positive class {c} is not a class index of '
+                             f'{k} classes')
+        pos[int(c)] = True
+    if pos.all() or not pos.any():
+        raise ValueError(f'positive classes {list(positive)} must leave '
+                         f'both sides non-empty among {k} classes')
+    truth = pos[labels]
+    called = pos[probs.argmax(1)]
+    tp = np.sum(called & truth)
+    tn = np.sum(~called & ~truth)
+    fp = np.sum(called & ~truth)
+    fn = np.sum(~called & truth)
+
+    def ratio(a, b):
+        return float(a / b * 100) if b else float('nan')
+
+    return dict(sensitivity=ratio(tp, tp + fn),
+                specificity=ratio(tn, tn + fp),
+                ppv=ratio(tp, tp + fp),
+                npv=ratio(tn, tn + fn),
+                auroc=binary_auroc(1 - probs[:, ~pos].sum(1), truth) * 100)
+
+
+def benign_vs_malignant(probs, labels, benign_index=0):
+    """The ALL view: every class but ``benign_index`` is malignant.
+
+    :func:`group_vs_rest` with the positive group = all classes but the
+    benign one (the AUROC ranks by ``1 - p(benign)``).
 
     Args:
         probs (array-like): (N, K) class probabilities.
@@ -108,18 +154,6 @@ def benign_vs_malignant(probs, labels, benign_index=0):
     if not 0 <= benign_index < probs.shape[1]:
         raise ValueError(f'benign_index {benign_index} is not a class index '
                          f'of {probs.shape[1]} classes')
-    truth = labels != benign_index
-    called = probs.argmax(1) != benign_index
-    tp = np.sum(called & truth)
-    tn = np.sum(~called & ~truth)
-    fp = np.sum(called & ~truth)
-    fn = np.sum(~called & truth)
-
-    def ratio(a, b):
-        return float(a / b * 100) if b else float('nan')
-
-    return dict(sensitivity=ratio(tp, tp + fn),
-                specificity=ratio(tn, tn + fp),
-                ppv=ratio(tp, tp + fp),
-                npv=ratio(tn, tn + fn),
-                auroc=binary_auroc(1 - probs[:, benign_index], truth) * 100)
+    return group_vs_rest(
+        probs, labels,
+        [c for c in range(probs.shape[1]) if c != benign_index])
