@@ -92,6 +92,54 @@ def test_bootstrap_metric():
         _evaluate([dict(type='BootstrapCI', items=('top5', ))], samples)
 
 
+def _sklearn_stats(probs, labels):
+    """Accuracy, macro precision / recall / F1 (as SingleLabelMetric: the
+    mean of the per-class values, 0 for a class never predicted) and the
+    macro one-vs-rest AUROC, in %, by scikit-learn."""
+    from sklearn.metrics import precision_recall_fscore_support
+    preds = probs.argmax(1)
+    p, r, f, _ = precision_recall_fscore_support(
+        labels, preds, labels=range(4), average='macro', zero_division=0)
+    aurocs = [
+        roc_auc_score(labels == k, probs[:, k])
+        if 0 < np.sum(labels == k) < len(labels) else np.nan
+        for k in range(4)
+    ]
+    return 100 * np.array([np.mean(preds == labels), p, r, f,
+                           np.nanmean(aurocs)])
+
+
+def test_bootstrap_metric_is_the_95_percent_percentile_bootstrap():
+    """Each interval is the 2.5 and 97.5 percentiles of the statistic over
+    the resamples ``rng.integers(0, N, N)`` of ``default_rng(seed)``
+    (linear interpolation between order statistics), computed here with
+    scikit-learn; ``alpha`` sets the level."""
+    samples, probs, labels = _samples(150, seed=4)
+    n, resamples, seed = len(labels), 150, 11
+    rng = np.random.default_rng(seed)
+    stats = np.array([
+        _sklearn_stats(probs[idx], labels[idx])
+        for idx in (rng.integers(0, n, n) for _ in range(resamples))
+    ])
+    stats.sort(axis=0)
+    items = ('accuracy', 'precision', 'recall', 'f1-score', 'auroc')
+
+    def pct(q):
+        h = (resamples - 1) * q
+        lo = int(np.floor(h))
+        return stats[lo] + (h - lo) * (stats[lo + 1] - stats[lo])
+
+    for alpha, cfg in ((0.05, {}), (0.2, dict(alpha=0.2))):
+        out = _evaluate([dict(type='BootstrapCI', n_resamples=resamples,
+                              seed=seed, **cfg)], samples)
+        low, high = pct(alpha / 2), pct(1 - alpha / 2)
+        for i, item in enumerate(items):
+            assert out[f'bootstrap/{item}_low'] == pytest.approx(
+                low[i], abs=1e-4), (alpha, item)
+            assert out[f'bootstrap/{item}_high'] == pytest.approx(
+                high[i], abs=1e-4), (alpha, item)
+
+
 def test_missing_scores_are_named():
     sample = DataSample().set_pred_label(1).set_gt_label(0)
     with pytest.raises(KeyError, match='pred_score'):

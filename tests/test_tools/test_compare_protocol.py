@@ -8,6 +8,26 @@ split.
 """
 import csv
 import os.path as osp
+import re
+import statistics
+
+import pytest
+
+# Table columns and the test log's metric keys.
+LOGGED = (('accuracy', 'accuracy/top1'),
+          ('precision', 'single-label/precision'),
+          ('recall', 'single-label/recall'),
+          ('f1', 'single-label/f1-score'))
+
+
+def logged_test_metrics(log_file):
+    """The metrics of the last ``Epoch(test)`` line tools/test.py printed
+    into ``log_file`` (4 decimals)."""
+    with open(log_file) as f:
+        lines = [line for line in f if 'Epoch(test)' in line]
+    assert lines, f'no Epoch(test) line in {log_file}'
+    found = dict(re.findall(r'([\w/-]+): (-?\d+\.\d+)', lines[-1]))
+    return {col: float(found[key]) for col, key in LOGGED}
 
 
 def test_compare_sh_on_cpu(tmp_path, tools):
@@ -36,11 +56,29 @@ def test_compare_sh_on_cpu(tmp_path, tools):
         assert rows[row]['config'] == config
         assert rows[row]['n_runs'] == '1'
         assert rows[row]['seeds'] == '3'
-        assert 0 <= float(rows[row]['accuracy_mean']) <= 100
-        # Params of the 4-class models as trained (B0 size, not S).
-        assert float(rows[row]['params_m']) < 6.5
+        # The table's numbers are the test log's (one run: no std).
+        logged = logged_test_metrics(work / f'{config}.test.log')
+        for col, value in logged.items():
+            assert float(rows[row][f'{col}_mean']) == pytest.approx(
+                value, abs=1e-4), (row, col)
+            assert rows[row][f'{col}_std'] == ''
+        # Params of the 4-class models as trained (B0 size, not S),
+        # counted here.
+        assert float(rows[row]['params_m']) == pytest.approx(
+            _b0_params(config) / 1e6, abs=1e-6)
     assert rows['resnet34']['n_runs'] == '0'
     assert osp.isfile(work / 'tables' / 'table2.md')
+
+
+def _b0_params(config):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    import mmdsp  # noqa: F401
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(
+        osp.dirname(osp.abspath(__file__)))), 'configs', f'{config}.py'))
+    cfg.model.backbone.arch = 'b0'
+    return sum(p.numel() for p in MODELS.build(cfg.model).parameters())
 
 
 def test_compare_sh_fails_when_a_model_has_no_result(tmp_path, tools):
@@ -96,4 +134,14 @@ def test_compare_sh_several_seeds(tmp_path, tools):
         rows = {r['row']: r for r in csv.DictReader(f)}
     assert rows['efficientnetv2']['n_runs'] == '2'
     assert rows['efficientnetv2']['seeds'] == '1 2'
+    # Mean and sample std over the seeds of the two test logs.
+    logged = [logged_test_metrics(
+        work / f'seed{seed}' / 'efficientnetv2-s_all.test.log')
+        for seed in (1, 2)]
+    for col, _ in LOGGED:
+        values = [m[col] for m in logged]
+        assert float(rows['efficientnetv2'][f'{col}_mean']) == \
+            pytest.approx(statistics.fmean(values), abs=1e-4), col
+        assert float(rows['efficientnetv2'][f'{col}_std']) == \
+            pytest.approx(statistics.stdev(values), abs=1e-4), col
     assert '±' in (work / 'tables' / 'table2.md').read_text()

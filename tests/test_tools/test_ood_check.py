@@ -9,22 +9,121 @@ import mmdsp  # noqa: F401
 
 @pytest.fixture(scope='module')
 def calibrated(tmp_path_factory, tools):
+    """A tiny 4-class ResNet on synthetic smears (BloodCellsALL layout),
+    its temperature and thresholds fitted on a validation split of its own
+    and the feature bank from a training split: the test split is held
+    out from both. The stage distance is off so that every reported share
+    can be recomputed here."""
     from mmengine.config import Config
     from mmpretrain.registry import MODELS
+
+    from mmdsp.datasets.synthetic import make_synthetic_all
     root = tmp_path_factory.mktemp('ood')
-    data = tools.write_tree(str(root / 'data'), per_class=6)
-    cfg_file = tools.tiny_config(root, data)
+    data = str(root / 'data')
+    counts = make_synthetic_all(data, num_per_class=15, size=48, seed=3,
+                                ratios=(2, 2, 1))
+    assert (counts['train'], counts['val'], counts['test']) == (24, 24, 12)
+    cfg_file = str(root / 'tiny4.py')
+    with open(cfg_file, 'w') as f:
+        f.write(f"_base_ = [{tools.config('tiny_resnet.py')!r}]\n"
+                'model = dict(head=dict(num_classes=4))\n'
+                'data_preprocessor = dict(num_classes=4)\n')
+        for split in ('train', 'val', 'test'):
+            f.write(f'{split}_dataloader = dict(dataset=dict('
+                    f"type='BloodCellsALL', data_root={data!r}, "
+                    f"ann_file='{split}.txt'))\n")
     torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(cfg_file)).model)
+    model = MODELS.build(Config.fromfile(cfg_file).model)
     ckpt = str(root / 'tiny.pth')
     torch.save({'state_dict': model.state_dict()}, ckpt)
     out = str(root / 'cal.pth')
     tools.load('analysis_tools/fit_temperature.py').main([
-        str(cfg_file), ckpt, '--out', out, '--num-workers', '0',
-        '--no-progress', '--no-test', '--device', 'cpu'
+        cfg_file, ckpt, '--out', out, '--num-workers', '0', '--no-progress',
+        '--no-test', '--device', 'cpu', '--flag-rate', 'stage_distance=0'
     ])
-    return dict(cfg=str(cfg_file), ckpt=out, tool=tools.load(
-        'analysis_tools/ood_check.py'))
+    return dict(cfg=cfg_file, ckpt=out, data=data,
+                tool=tools.load('analysis_tools/ood_check.py'))
+
+
+def _independent_flags(cfg_file, ckpt, images):
+    """Per image, which of the three scores flags it, from a forward
+    written here: BGR -> 32 x 32 bilinear -> RGB, (x - 128) / 64, backbone,
+    average pool, linear head; the confidence is the largest softmax of
+    logits / T, the energy -logsumexp(logits), the feature distance one
+    minus the largest cosine similarity to the stored training features;
+    each compared with its stored threshold."""
+    import cv2
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    state = torch.load(ckpt, map_location='cpu')
+    cal = state['meta']['calibration']
+    thr, t = cal['thresholds'], cal['temperature']
+    assert set(thr) == {'min_confidence', 'max_energy',
+                        'max_feature_distance'}
+    model = MODELS.build(Config.fromfile(cfg_file).model)
+    model.load_state_dict(state['state_dict'])
+    model.eval()
+    x = np.stack([
+        cv2.resize(img, (32, 32), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+        for img in images
+    ]).astype(np.float32)
+    x = torch.from_numpy((x - 128) / 64).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        feats = model.backbone(x)[-1].mean(dim=(2, 3)).double()
+        logits = feats @ model.head.fc.weight.double().t() + \
+            model.head.fc.bias.double()
+    conf = torch.softmax(logits / t, 1).max(1).values
+    energy = -torch.logsumexp(logits, 1)
+    bank = cal['feature_bank'].double()
+    cos = (feats / feats.norm(dim=1, keepdim=True)) @ (
+        bank / bank.norm(dim=1, keepdim=True)).t()
+    dist = 1 - cos.max(1).values
+    return dict(confidence=(conf < thr['min_confidence']).numpy(),
+                energy=(energy > thr['max_energy']).numpy(),
+                feature_distance=(dist > thr['max_feature_distance']).numpy())
+
+
+def test_held_out_split_and_odd_sets_against_a_recount(calibrated, capsys):
+    """Every share ood_check.py reports, recomputed independently on the
+    same images: the held-out test split as the real one (so that a
+    detector that flags everything fails), synthetic smears, photos and
+    zoomed test images."""
+    import os.path as osp
+
+    import cv2
+    tool = calibrated['tool']
+    data = calibrated['data']
+    res = tool.main([calibrated['cfg'], calibrated['ckpt'], '--data-root',
+                     data, '--split-file', osp.join(data, 'test.txt'),
+                     '--n-odd', '6', '--device', 'cpu'])
+    assert [r['set'] for r in res] == [
+        'real test split', 'synthetic smears', 'photos (grace_hopper crops)',
+        'real cells zoomed 2-4x']
+    with open(osp.join(data, 'test.txt')) as f:
+        test = [osp.join(data, line.rsplit(' ', 1)[0]) for line in f]
+    assert len(test) == 12
+    # The tool's odd sets, drawn again in its order from its seed.
+    rng = np.random.default_rng(0)
+    sets = [[cv2.imread(p) for p in test], tool.synthetic_set(6, rng),
+            tool.photo_set(6, rng), tool.zoom_set(test, 6, rng)]
+    for r, images in zip(res, sets):
+        flags = _independent_flags(calibrated['cfg'], calibrated['ckpt'],
+                                   images)
+        assert r['images'] == len(images) and r['failed'] == 0
+        for kind, hit in flags.items():
+            assert r[kind] == pytest.approx(100 * hit.mean()), (r['set'],
+                                                                 kind)
+        assert r['stage_distance'] == 0 and r['seg_fallback'] == 0
+        any_flag = np.any(list(flags.values()), axis=0)
+        assert r['flagged'] == pytest.approx(100 * any_flag.mean()), r
+    # Held-out images of the training distribution are mostly judged
+    # (measured 3 of 12 flagged, one per score: the untrained model's
+    # thresholds are the 99th percentiles of 24 validation images); the
+    # photos are not (6 of 6, all by feature distance).
+    assert res[0]['flagged'] <= 50
+    assert res[2]['flagged'] >= 50 and res[2]['feature_distance'] >= 50
+    out = capsys.readouterr().out
+    assert f"real test images flagged: {res[0]['flagged']:.2f} %" in out
 
 
 def test_odd_sets_without_real_data(calibrated, capsys):

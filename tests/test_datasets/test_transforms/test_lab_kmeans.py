@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import TRANSFORMS
 
 import mmdsp  # noqa: F401
+from mmdsp.datasets.synthetic import draw_smear
 from mmdsp.datasets.transforms import LabKMeansSegment
 
 PINK = (215, 190, 235)  # BGR: pink plasma
@@ -215,3 +216,76 @@ def test_real_smears_keep_a_plausible_region(real_data):
             kept = (res['fg_mask'] > 0).mean()
             ok += int(not res['seg_fallback'] and 0.005 <= kept <= 0.6)
         assert ok >= 9, (cls, ok)
+
+
+def _mask_vs_boxes(mask, cells, may_keep=()):
+    """Share of the kept pixels inside the marked boxes, and the share of
+    each cell box the mask covers. Boxes are (x0, y0, x1, y1), half-open."""
+    kept = mask > 0
+    inside = np.zeros_like(kept)
+    for x0, y0, x1, y1 in tuple(cells) + tuple(may_keep):
+        inside[y0:y1, x0:x1] = True
+    covered = [kept[y0:y1, x0:x1].mean() for x0, y0, x1, y1 in cells]
+    return (kept & inside).sum() / max(kept.sum(), 1), covered
+
+
+# The lymphocyte of draw_smear(label, 224, default_rng([29, label])),
+# marked by hand on the drawn images (cell with its cytoplasm). The
+# generator places it anywhere in the central 30 % of the field, among 10
+# to 22 red cells and on a pink background: the wrong cluster is elsewhere.
+SYNTHETIC_CELLS = {
+    0: (115, 100, 158, 140),
+    1: (78, 72, 135, 129),
+    2: (52, 96, 118, 161),
+    3: (96, 75, 164, 146),
+}
+
+
+@pytest.mark.parametrize('label', sorted(SYNTHETIC_CELLS))
+def test_synthetic_smear_keeps_the_marked_cell(label):
+    img = draw_smear(label, 224, np.random.default_rng([29, label]))
+    res = LabKMeansSegment()(dict(img=img))
+    assert res['seg_fallback'] is False
+    inside, (covered, ) = _mask_vs_boxes(res['fg_mask'],
+                                         [SYNTHETIC_CELLS[label]])
+    # Measured: 98.9-100 % of the mask in the box, 47-77 % of the box kept
+    # (the nucleus, and the cytoplasm where it is dark enough).
+    assert inside >= 0.95, inside
+    assert covered >= 0.35, covered
+
+
+# Real smears, boxes marked by hand around every stained cell
+# (``cells``: each must be kept) and around debris the mask may keep
+# (``may_keep``: a smudge cell).
+REAL_CELLS = {
+    'Early/WBC-Malignant-Early-001.jpg': dict(
+        cells=[(80, 6, 109, 46), (84, 78, 113, 118), (55, 140, 84, 180),
+               (132, 141, 162, 180), (180, 143, 208, 181),
+               (214, 68, 224, 104)],
+        may_keep=[(0, 158, 36, 214)]),
+    'Pro/WBC-Malignant-Pro-001.jpg': dict(
+        cells=[(42, 4, 68, 36), (112, 141, 140, 177), (138, 141, 164, 176)]),
+    # One blast in a dense field of blue-grey red cells: the red cells are
+    # kept (27 % of the field, 3 % of the mask on the blast), against
+    # docs/segmentation.md ("the blue-purple red cells of Pre-B smears ...
+    # stay out").
+    'Pre/WBC-Malignant-Pre-001.jpg': dict(cells=[(92, 150, 122, 182)]),
+}
+KNOWN_WRONG = {'Pre/WBC-Malignant-Pre-001.jpg'}
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(n, marks=pytest.mark.xfail(
+        strict=True, reason='red cells kept in a dense Pre-B field'))
+    if n in KNOWN_WRONG else n for n in sorted(REAL_CELLS)
+])
+def test_real_smear_keeps_the_marked_cells(name, real_data):
+    img = cv2.imread(osp.join(real_data, 'Original', name))
+    assert img is not None and img.shape == (224, 224, 3)
+    res = LabKMeansSegment()(dict(img=img))
+    assert res['seg_fallback'] is False
+    inside, covered = _mask_vs_boxes(res['fg_mask'], **REAL_CELLS[name])
+    # Measured on the two right ones: all of the mask in the boxes, every
+    # cell box 34-49 % kept.
+    assert inside >= 0.9, inside
+    assert min(covered) >= 0.25, covered

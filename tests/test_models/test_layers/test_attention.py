@@ -57,6 +57,46 @@ def test_eca_adaptive_kernel(c, k):
     assert ECA(c).kernel_size == k
 
 
+def se_formula(m, x):
+    """SE (Hu et al.) with SELayer's default ReLU / sigmoid:
+    ``x * sigmoid(W2 relu(W1 mean(x) + b1) + b2)``."""
+    w1, b1 = m.conv1.conv.weight.flatten(1), m.conv1.conv.bias
+    w2, b2 = m.conv2.conv.weight.flatten(1), m.conv2.conv.bias
+    hidden = torch.relu(x.mean(dim=(2, 3)) @ w1.t() + b1)
+    return x * torch.sigmoid(hidden @ w2.t() + b2)[:, :, None, None]
+
+
+def eca_formula(m, x):
+    """ECA: a zero-padded 1-D correlation of the channel means, sigmoid."""
+    k = m.kernel_size
+    w = m.conv.weight.view(k)
+    s = F.pad(x.mean(dim=(2, 3)), (k // 2, k // 2))  # (N, C + k - 1)
+    c = x.shape[1]
+    att = torch.sigmoid(sum(w[t] * s[:, t:t + c] for t in range(k)))
+    return x * att[:, :, None, None]
+
+
+def cbam_formula(m, x):
+    """CBAM: channel attention (shared MLP on mean and max), then spatial
+    attention (conv over the channel mean and max maps)."""
+    hidden = m.mlp[0].out_channels
+    w1 = m.mlp[0].weight.view(hidden, -1)
+    w2 = m.mlp[2].weight.view(-1, hidden)
+
+    def mlp(v):
+        return torch.relu(v @ w1.t()) @ w2.t()
+
+    ca = torch.sigmoid(mlp(x.mean(dim=(2, 3))) + mlp(x.amax(dim=(2, 3))))
+    x1 = x * ca[:, :, None, None]
+    maps = torch.stack([x1.mean(dim=1), x1.amax(dim=1)], dim=1)
+    k = m.spatial_conv.kernel_size[0]
+    sa = torch.sigmoid(F.conv2d(maps, m.spatial_conv.weight, padding=k // 2))
+    return x1 * sa
+
+
+FORMULAS = {SE: se_formula, ECA: eca_formula, CBAM: cbam_formula}
+
+
 def test_eca_matches_formula():
     m = randomize(ECA(12, kernel_size=3))
     x = torch.randn(2, 12, 4, 5)
@@ -66,6 +106,7 @@ def test_eca_matches_formula():
     att = torch.sigmoid(w[0] * padded[:, :-2] + w[1] * padded[:, 1:-1] +
                         w[2] * padded[:, 2:])
     torch.testing.assert_close(m(x), x * att[:, :, None, None])
+    torch.testing.assert_close(eca_formula(m, x), x * att[:, :, None, None])
     with pytest.raises(ValueError, match='odd'):
         ECA(12, kernel_size=4)
 
@@ -73,24 +114,14 @@ def test_eca_matches_formula():
 def test_cbam_matches_formula():
     m = randomize(CBAM(8, ratio=4, spatial_kernel=3))
     x = torch.randn(2, 8, 5, 6)
-    w1 = m.mlp[0].weight.view(2, 8)
-    w2 = m.mlp[2].weight.view(8, 2)
-
-    def mlp(v):
-        return torch.relu(v @ w1.t()) @ w2.t()
-
-    ca = torch.sigmoid(mlp(x.mean(dim=(2, 3))) + mlp(x.amax(dim=(2, 3))))
-    x1 = x * ca[:, :, None, None]
-    maps = torch.stack([x1.mean(dim=1), x1.amax(dim=1)], dim=1)
-    sa = torch.sigmoid(F.conv2d(maps, m.spatial_conv.weight, padding=1))
-    torch.testing.assert_close(m(x), x1 * sa)
+    torch.testing.assert_close(m(x), cbam_formula(m, x))
     # Narrow inputs keep at least one hidden unit.
     assert CBAM(4, ratio=16).mlp[0].out_channels == 1
 
 
 @pytest.mark.parametrize('cls', [SE, ECA, CBAM])
 def test_shape_grad_batch_one_eval(cls):
-    m = cls(in_channels=24)
+    m = randomize(cls(in_channels=24))
     x = torch.randn(1, 24, 7, 3, requires_grad=True)
     m.train()
     out = m(x)
@@ -99,7 +130,9 @@ def test_shape_grad_batch_one_eval(cls):
     assert x.grad.abs().sum() > 0
     assert all(p.grad is not None for p in m.parameters())
     m.eval()
-    torch.testing.assert_close(m(x), m(x), rtol=0, atol=0)
+    with torch.no_grad():
+        x = torch.randn(3, 24, 7, 3)
+        torch.testing.assert_close(m(x), FORMULAS[cls](m, x))
 
 
 @pytest.mark.parametrize('name,cls', [('SE', SE), ('ECA', ECA),

@@ -20,7 +20,7 @@ def test_same_padding_shapes(kwargs, in_shape, out_shape):
     assert m(torch.randn(in_shape)).shape == out_shape
 
 
-def test_composition_equals_its_parts():
+def test_composition_equals_its_parts(oracles):
     torch.manual_seed(0)
     m = DyODConv(8, 8, 3, groups=8).eval()
     assert isinstance(m.conv, ODConv2d) and isinstance(m.activate, DyReLU)
@@ -28,11 +28,18 @@ def test_composition_equals_its_parts():
     assert m.activate.channels == 8
     x = torch.randn(2, 8, 6, 6)
     with torch.no_grad():
+        for p in m.parameters():  # no uniform attention or identity BN
+            p.copy_(torch.randn_like(p) * 0.5)
         m.bn.running_mean.normal_()
         m.bn.running_var.uniform_(0.5, 2)
         expected = m.activate(m.bn(m.conv(x)))
-        torch.testing.assert_close(m(x), expected)
-        torch.testing.assert_close(m(x), m(x), rtol=0, atol=0)
+        out = m(x)  # eval, no autograd: BN folded into DyReLU
+        torch.testing.assert_close(out, expected)
+        # ... and both against the equations: ODConv, eval BN, DY-ReLU-B.
+        oracle = oracles.dyrelu(
+            m.activate,
+            oracles.batchnorm_eval(m.bn, oracles.odconv(m.conv, x).float()))
+        torch.testing.assert_close(out, oracle, rtol=1e-5, atol=1e-5)
 
 
 def test_loads_pretrained_depthwise_conv_module():

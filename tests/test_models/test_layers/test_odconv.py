@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -5,34 +7,171 @@ from mmcv.cnn import ConvModule, build_conv_layer
 from torch import nn
 
 import mmdsp  # noqa: F401  (registers the modules)
-from mmdsp.models.layers import ODConv2d
+from mmdsp.models.layers import ODConv2d, _odconv_kernels, use_impl
+from mmdsp.models.layers._impl import IMPLS
 from mmdsp.models.layers.odconv import ODConvAttention
 
 
-def reference_forward(m, x):
-    """Per-sample loop: build each kernel by hand, run a plain conv."""
-    att = m.attentions(x)
-    outs = []
-    in_per_group = m.in_channels // m.groups
-    out_per_group = m.out_channels // m.groups
-    for b in range(x.shape[0]):
-        if att.kernel is None:
-            w = m.weight[0].clone()
-        else:
-            w = sum(att.kernel[b, i] * m.weight[i]
-                    for i in range(m.kernel_num))
-        if att.spatial is not None:
-            w = w * att.spatial[b]
-        if att.filter is not None:
-            w = w * att.filter[b].view(-1, 1, 1, 1)
-        for o in range(m.out_channels):
-            g = o // out_per_group
-            cin = att.channel[b, g * in_per_group:(g + 1) * in_per_group]
-            w[o] = w[o] * cin.view(-1, 1, 1)
-        outs.append(
-            F.conv2d(x[b:b + 1], w, m.bias, m.stride, m.padding, m.dilation,
-                     m.groups))
-    return torch.cat(outs)
+def _randomized(m, seed=0):
+    """Every parameter drawn anew (N(0, 0.25)), so that no attention is
+    uniform: the attention biases start at zero."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return m
+
+
+# ---------------------------------------------------------------------------
+# Every forward of ODConv2d against the oracle written from the equations
+# (conftest.py: odconv_oracle), output and gradients of the input and of
+# every parameter.
+
+def _impl(name):
+    def forward(m, x):
+        with use_impl(name):
+            return m(x)
+    return forward
+
+
+def _channels_last(m, x):
+    # The default impl on a channels_last CPU map: the portable kernels the
+    # GPU runs.
+    return m(x.contiguous(memory_format=torch.channels_last))
+
+
+def _with_bias(m, y):
+    return y if m.bias is None else y + m.bias.view(1, -1, 1, 1)
+
+
+def _per_sample(m, x):
+    # The tap-by-tap kernels torch.compile and torch.export trace.
+    return _with_bias(
+        m, _odconv_kernels.per_sample_forward(m, x, m.attentions(x)))
+
+
+def _factorized(m, x):
+    # kernel_num == 1 and 1x1: scale x, static conv, scale y.
+    return _with_bias(
+        m, _odconv_kernels.factorized_forward(m, x, m.attentions(x)))
+
+
+def _compiled(m, x):
+    torch._dynamo.reset()
+    return torch.compile(m, backend='aot_eager', fullgraph=True)(x)
+
+
+def _cuda(m, x):
+    # The module's own forward on a GPU: parameters and buffers are moved
+    # differentiably, so the gradients land on the CPU parameters the
+    # oracle reads.
+    state = {n: t.to('cuda') for n, t in m.state_dict(keep_vars=True).items()}
+    return torch.func.functional_call(m, state, (x.to('cuda'), )).cpu()
+
+
+@contextmanager
+def _no_tf32():
+    flags = (torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = flags
+
+
+# The forwards to check, by name: one per ``set_impl`` choice (a new impl
+# joins by itself), plus the kernels the impls dispatch to, called directly.
+# A new path is one more entry here.
+ODCONV_PATHS = {
+    **{f'impl-{name}': _impl(name) for name in IMPLS},
+    'fast-channels_last': _channels_last,
+    'per_sample_forward': _per_sample,
+    'factorized_forward': _factorized,
+    'compiled': _compiled,
+    'cuda': _cuda,
+}
+# (ODConv2d kwargs, input shape)
+ORACLE_CASES = {
+    'dense-T2.5': (dict(in_channels=8, out_channels=12, kernel_size=3,
+                        padding=1, bias=True, temperature=2.5),
+                   (2, 8, 6, 5)),
+    'depthwise': (dict(in_channels=8, out_channels=8, kernel_size=3,
+                       padding=1, groups=8), (3, 8, 6, 6)),
+    'stride2-T0.5': (dict(in_channels=8, out_channels=6, kernel_size=3,
+                          stride=2, padding=1, kernel_num=3,
+                          temperature=0.5), (2, 8, 7, 6)),
+    'grouped-dilated': (dict(in_channels=8, out_channels=6,
+                             kernel_size=(3, 2), padding=(2, 1),
+                             dilation=(2, 1), groups=2, kernel_num=2,
+                             bias=True), (2, 8, 7, 6)),
+    '1x1-kernel_num3': (dict(in_channels=8, out_channels=6, kernel_size=1,
+                             kernel_num=3, temperature=3.0), (2, 8, 5, 4)),
+    '1x1-kernel_num1': (dict(in_channels=8, out_channels=6, kernel_size=1,
+                             kernel_num=1, bias=True), (2, 8, 5, 4)),
+    '3x3-kernel_num1-no-norm': (dict(in_channels=6, out_channels=4,
+                                     kernel_size=3, padding=1, kernel_num=1,
+                                     attention_norm_cfg=None), (2, 6, 5, 5)),
+}
+# torch.compile takes seconds per case on 2 cores: two small ones, marked
+# (deselect with -m 'not compile').
+COMPILED_CASES = ('stride2-T0.5', 'depthwise')
+
+
+def _oracle_params():
+    for case, (cfg, _) in ORACLE_CASES.items():
+        factorized = cfg['kernel_size'] == 1 and cfg.get('kernel_num') == 1
+        for path in ODCONV_PATHS:
+            if path == 'factorized_forward' and not factorized:
+                continue
+            if path == 'compiled':
+                if case in COMPILED_CASES:
+                    yield pytest.param(case, path, id=f'{case}-{path}',
+                                       marks=pytest.mark.compile)
+                continue
+            if path == 'cuda':
+                yield pytest.param(case, path, id=f'{case}-{path}',
+                                   marks=pytest.mark.skipif(
+                                       not torch.cuda.is_available(),
+                                       reason='no CUDA device'))
+                continue
+            yield pytest.param(case, path, id=f'{case}-{path}')
+
+
+def _output_and_grads(forward, m, x, grad_out):
+    x = x.detach().requires_grad_()
+    params = [x] + list(m.parameters())
+    y = forward(m, x)
+    grads = torch.autograd.grad(y, params, grad_out.to(y.dtype))
+    return [y.float()] + [g.float() for g in grads]
+
+
+@pytest.mark.parametrize('case, path', list(_oracle_params()))
+def test_every_path_equals_oracle(case, path, oracles):
+    """Forward and backward of every ODConv2d path against the oracle in
+    float64: output, input gradient and the gradient of every parameter
+    (candidates, bias, squeeze FC, norm, the four heads) to 1e-5 of their
+    scale."""
+    cfg, shape = ORACLE_CASES[case]
+    m = _randomized(ODConv2d(**cfg)).train()
+    assert float(m.temperature) == cfg.get('temperature', 1.0)
+    torch.manual_seed(1)
+    x = torch.randn(shape)
+    with torch.no_grad():
+        grad_out = torch.randn_like(oracles.odconv(m, x).float())
+    with _no_tf32():  # float32 convs and matmuls on a GPU
+        got = _output_and_grads(ODCONV_PATHS[path], m, x, grad_out)
+    want = _output_and_grads(oracles.odconv, m, x, grad_out)
+    names = ['output', 'x'] + [n for n, _ in m.named_parameters()]
+    assert len(got) == len(want) == len(names)
+    for name, a, b in zip(names, got, want):
+        assert a.shape == b.shape, name
+        scale = b.abs().max().item()
+        assert scale > 0, name  # every gradient reaches its parameter
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * scale,
+                                   msg=lambda msg, n=name: f'{n}: {msg}')
 
 
 @pytest.mark.parametrize(
@@ -52,7 +191,7 @@ def reference_forward(m, x):
         (dict(in_channels=8, out_channels=6, kernel_size=1, kernel_num=3,
               groups=2), (2, 8, 5, 5), (2, 6, 5, 5)),
     ])
-def test_shapes_and_reference(cfg, in_shape, out_shape):
+def test_shapes_and_reference(cfg, in_shape, out_shape, oracles):
     torch.manual_seed(0)
     m = ODConv2d(**cfg)
     with torch.no_grad():
@@ -65,7 +204,7 @@ def test_shapes_and_reference(cfg, in_shape, out_shape):
     x = torch.randn(in_shape)
     y = m(x)
     assert y.shape == out_shape
-    torch.testing.assert_close(y, reference_forward(m, x), rtol=1e-4,
+    torch.testing.assert_close(y, oracles.odconv(m, x).float(), rtol=1e-4,
                                atol=1e-5)
 
 
@@ -149,15 +288,18 @@ def test_gradients_reach_every_parameter():
     assert (m.weight.grad.flatten(1).abs().sum(1) > 0).all()
 
 
-def test_sample_independence_and_eval_determinism():
+def test_eval_mode_equals_oracle_sample_by_sample(oracles):
     torch.manual_seed(0)
-    m = ODConv2d(8, 8, 3, padding=1, groups=8).eval()
+    m = _randomized(ODConv2d(8, 8, 3, padding=1, groups=8)).eval()
     x = torch.randn(4, 8, 7, 7)
     with torch.no_grad():
         y = m(x)
-        torch.testing.assert_close(m(x), y, rtol=0, atol=0)
-        # The attentions are per sample: batching changes nothing.
-        torch.testing.assert_close(m(x[2:3]), y[2:3], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(y, oracles.odconv(m, x).float(),
+                                   rtol=1e-5, atol=1e-5)
+        # The attentions are per sample: a batch of one gives the same.
+        torch.testing.assert_close(m(x[2:3]),
+                                   oracles.odconv(m, x[2:3]).float(),
+                                   rtol=1e-5, atol=1e-5)
 
 
 def test_batch_size_one_training_step():
