@@ -17,11 +17,63 @@ def _steps(cfg, loader='train_dataloader'):
 
 
 def test_every_variant_builds_for_both_models(study, tmp_path):
-    for model in study.MODELS:
+    for model in ('efficientnetv2-b0', 'effdsp-b0'):
         for variant in study.VARIANTS:
             cfg = study.build_config(model, variant, 1, str(tmp_path))
             assert cfg.model.backbone.arch == 'b0'
             assert cfg.img_size == study.IMG and cfg.randomness.seed == 1
+
+
+def test_table_rows_run_the_paper_recipe(study, tmp_path):
+    """Every model of tables 2-4 builds with the paper's pipelines (those of
+    the EfficientNetV2-B0 base), at B0 size where it is an EfficientNet,
+    and differs from the base in its model only."""
+    out = str(tmp_path)
+    base = study.build_config('efficientnetv2-b0', 'paper', 0, out)
+    for model in study.MODELS:
+        cfg = study.build_config(model, 'paper', 0, out)
+        for loader in ('train_dataloader', 'test_dataloader'):
+            assert _steps(cfg, loader) == _steps(base, loader), model
+        if cfg.model.backbone.type in ('EfficientNetV2', 'EfficientNetDSP'):
+            assert cfg.model.backbone.arch == 'b0'
+        assert cfg.img_size == (224 if model in study.NATIVE_224 else
+                                study.IMG)
+        assert cfg.train_cfg == base.train_cfg
+        assert cfg.optim_wrapper == base.optim_wrapper
+        assert cfg.param_scheduler == base.param_scheduler
+    rows = [m for rows in study.TABLE_ROWS.values() for _, m in rows]
+    assert set(rows) == set(study.MODELS)
+
+
+def test_tables_pair_each_row_with_the_base(study, tmp_path):
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 4, 300).tolist()
+    folder = tmp_path / 'results'
+    folder.mkdir()
+    for seed in (0, 1):
+        # The SAR row is right on every image, the base on about 90 %.
+        base = [g if rng.random() < 0.9 else (g + 1) % 4 for g in gt]
+        for model, pred in (('efficientnetv2-b0', base),
+                            ('efficientnetv2-b0+sar', gt)):
+            name = study.run_name(model, 'paper', seed)
+            (folder / f'{name}.json').write_text(
+                json.dumps(_result(model, 'paper', seed, pred, gt)))
+    tables = study.table_rows(str(folder), n_resamples=200)
+    sar = next(r for r in tables['4'] if r['key'] == 'sar')
+    assert sar['n'] == 2 and sar['acc'] == [100.0, 100.0]
+    estimate, low, high = (float(x) for x in sar['delta'][0].replace(
+        '[', ' ').replace(']', ' ').replace(',', ' ').split())
+    base_acc = np.mean(tables['4'][0]['acc'])
+    assert estimate == pytest.approx(100 - base_acc, abs=0.005)
+    assert 0 < low < estimate < high
+    assert tables['3'][3]['acc'] == sar['acc']  # the same runs
+    lines = study.tables_markdown(tables)
+    assert any('| +SAR | 97.84 | 97.92 | 2 | 100.00 ± 0.00 |' in line
+               for line in lines)
+    assert any('| +PFL | 97.53 | 97.18 | 0 | not run yet' in line
+               for line in lines)
+    study.plot_tables(tables, str(tmp_path / 'fig.png'))
+    assert (tmp_path / 'fig.png').stat().st_size > 10000
 
 
 def test_variants_change_only_what_they_name(study, tmp_path):

@@ -7,6 +7,9 @@ Usage::
         --models efficientnetv2-b0 --variants paper no_seg flips_only --seeds 0 1 2
     # rebuild the table from whatever results exist
     python tools/analysis_tools/recipe_study.py report work_dirs/recipe_study
+    # the paper's tables 2-4 (paper recipe) beside the paper, and a figure
+    python tools/analysis_tools/recipe_study.py tables \
+        --results results/recipe_study --figure docs/figures/paper_tables.png
     # keep the result files in a tracked folder instead of <out>/results
     ... run work_dirs/recipe_study --results results/recipe_study
     ... report --results results/recipe_study
@@ -45,7 +48,28 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODELS = {
     'efficientnetv2-b0': 'configs/paper_recipe/efficientnetv2-s_all.py',
     'effdsp-b0': 'configs/paper_recipe/effdsp_all.py',
+    # Tables 3 and 4 (EfficientNetV2-B0 plus one brick) and table 2's
+    # baselines: their configs carry the default flips-only pipelines, so
+    # build_config puts the paper's recipe in (the study's ``paper`` variant
+    # is then the paper's setting, as for the two models above).
+    'efficientnetv2-b0+eca': 'configs/attention/efficientnetv2-s_eca_all.py',
+    'efficientnetv2-b0+cbam':
+    'configs/attention/efficientnetv2-s_cbam_all.py',
+    'efficientnetv2-b0+sar': 'configs/ablation/sar_all.py',
+    'efficientnetv2-b0+dydropblock': 'configs/ablation/dydropblock_all.py',
+    'efficientnetv2-b0+pfl': 'configs/ablation/pfl_all.py',
+    'efficientnetv2-b0+dyodconv': 'configs/ablation/dyodconv_all.py',
+    'alexnet': 'configs/baselines/alexnet_all.py',
+    'googlenet': 'configs/baselines/googlenet_all.py',
+    'efficientnet-b0': 'configs/baselines/efficientnet-b0_all.py',
+    'shufflenetv2': 'configs/baselines/shufflenetv2_all.py',
+    'resnet34': 'configs/baselines/resnet34_all.py',
+    'vit-8l': 'configs/baselines/vit_all.py',
 }
+# MMPretrain's AlexNet has no adaptive pooling before its classifier (its
+# first linear layer expects 6 x 6 maps) and ViT-8L's position embedding is
+# made for 224 px: both train at the data's native 224 px.
+NATIVE_224 = ('alexnet', 'vit-8l')
 EPOCHS = 12  # the proxy's budget (docs/experiments.md section 6)
 IMG = 128
 EXPANDED_SIZE = 12314  # paper section 4.1
@@ -172,8 +196,13 @@ def build_config(model, variant, seed, out):
     from mmengine.config import Config
     import mmdsp  # noqa: F401  (mmdsp:: bases, registries)
     cfg = Config.fromfile(osp.join(ROOT, MODELS[model]))
-    cfg.model.backbone.arch = 'b0'
-    cfg.img_size = IMG
+    if cfg.model.backbone.type in ('EfficientNetV2', 'EfficientNetDSP'):
+        cfg.model.backbone.arch = 'b0'
+    cfg.img_size = 224 if model in NATIVE_224 else IMG
+    if 'paper_recipe' not in MODELS[model]:
+        cfg.train_dataloader.dataset.pipeline = cfg.paper_train_pipeline
+        for name in ('val_dataloader', 'test_dataloader'):
+            cfg[name].dataset.pipeline = cfg.paper_test_pipeline
     cfg.randomness = dict(seed=seed, deterministic=False)
     _epochs(cfg, EPOCHS)
     VARIANTS[variant](cfg, out)
@@ -348,6 +377,173 @@ def report(results_dir, baseline='paper', n_resamples=2000):
     return lines
 
 
+# Tables 2-4 of the paper at the proxy's scale, under the paper's recipe:
+# (table, row key of paper_tables.TABLES, the study's model). Each table's
+# base, against which every row's paired difference is taken, is
+# EfficientNetV2-B0 (table 2's "EfficientNetV2", table 3's "+SE", table
+# 4's "base").
+TABLE_ROWS = {
+    '2': [('resnet34', 'resnet34'), ('alexnet', 'alexnet'),
+          ('googlenet', 'googlenet'), ('vit', 'vit-8l'),
+          ('efficientnet', 'efficientnet-b0'),
+          ('efficientnetv2', 'efficientnetv2-b0'),
+          ('shufflenetv2', 'shufflenetv2'), ('dsp', 'effdsp-b0')],
+    '3': [('se', 'efficientnetv2-b0'), ('eca', 'efficientnetv2-b0+eca'),
+          ('cbam', 'efficientnetv2-b0+cbam'),
+          ('sar', 'efficientnetv2-b0+sar')],
+    '4': [('base', 'efficientnetv2-b0'),
+          ('dydropblock', 'efficientnetv2-b0+dydropblock'),
+          ('pfl', 'efficientnetv2-b0+pfl'),
+          ('dyodconv', 'efficientnetv2-b0+dyodconv'),
+          ('sar', 'efficientnetv2-b0+sar'), ('dsp', 'effdsp-b0')],
+}
+TABLE_BASE = 'efficientnetv2-b0'
+
+
+def paper_f1_of(pred, gt, num_classes=4):
+    """The paper's F1 (%): 2PR / (P + R) of the macro precision and
+    recall."""
+    from mmdsp.evaluation.functional import paper_f1, precision_recall_f1
+    p, r, _ = precision_recall_f1(np.eye(num_classes)[np.asarray(pred)], gt)
+    return paper_f1(p, r)
+
+
+def _per_seed_paper_f1(pred, gt):
+    return np.mean([paper_f1_of(pred[:, j], gt[:, j])
+                    for j in range(pred.shape[1])])
+
+
+def _paired(runs, base, fns, n_resamples):
+    """``'+d [low, high]'`` of ``fn(runs) - fn(base)`` for each of ``fns``,
+    paired by seed and test image."""
+    from mmdsp.evaluation import paired_bootstrap_ci
+    shared = sorted(s for s in runs if s in base)
+    if not shared:
+        return ['-'] * len(fns)
+
+    def stack(rs, key):  # test images x seeds
+        return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
+
+    a = (stack(runs, 'pred'), stack(runs, 'gt'))
+    b = (stack(base, 'pred'), stack(base, 'gt'))
+    return [_ci_text(paired_bootstrap_ci(fn, a, b,
+                                         n_resamples=n_resamples))
+            for fn in fns]
+
+
+def _ci_text(ci):
+    return f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
+
+
+def table_rows(results_dir, variant='paper', n_resamples=2000):
+    """The numbers of tables 2-4: ``{table: [row dict]}``, one row per
+    paper row, ours empty where no run exists yet."""
+    from mmdsp.evaluation import bootstrap_ci
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from paper_tables import TABLES
+    by = {}
+    for r in load_results(results_dir):
+        if r['variant'] == variant:
+            by.setdefault(r['model'], {})[r['seed']] = r
+    base = by.get(TABLE_BASE, {})
+    tables = {}
+    for tid, rows in TABLE_ROWS.items():
+        paper = {key: (name, nums) for key, name, nums, _ in
+                 TABLES[tid]['rows']}
+        out = []
+        for key, model in rows:
+            name, nums = paper[key]
+            runs = by.get(model, {})
+            row = dict(table=tid, key=key, method=name, model=model,
+                       paper_acc=nums[0], paper_f1=nums[3], n=len(runs))
+            if runs:
+                seeds = sorted(runs)
+                preds = [np.asarray(runs[s]['pred']) for s in seeds]
+                gts = [np.asarray(runs[s]['gt']) for s in seeds]
+                row['acc'] = [_accuracy(p, g) for p, g in zip(preds, gts)]
+                row['f1'] = [macro_f1(p, g) for p, g in zip(preds, gts)]
+                row['paper_f1_ours'] = [paper_f1_of(p, g)
+                                        for p, g in zip(preds, gts)]
+                row['minutes'] = np.mean(
+                    [runs[s]['train_seconds'] for s in seeds]) / 60
+                # The row's accuracy interval: test images resampled, the
+                # seeds' predictions pooled.
+                ci = bootstrap_ci(_accuracy, np.concatenate(preds),
+                                  np.concatenate(gts),
+                                  n_resamples=n_resamples)
+                row['acc_ci'] = (ci.low, ci.high)
+                if model != TABLE_BASE:
+                    row['delta'] = _paired(
+                        runs, base, (_accuracy, _per_seed_f1,
+                                     _per_seed_paper_f1), n_resamples)
+            out.append(row)
+        tables[tid] = out
+    return tables
+
+
+def tables_markdown(tables):
+    """Tables 2-4 beside the paper, as markdown lines."""
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from paper_tables import TABLES
+    lines = []
+    for tid, rows in tables.items():
+        lines += [f'### {TABLES[tid]["title"]}', '',
+                  '| method | paper acc | paper F1 | n | accuracy | F1 '
+                  '(MMPretrain) | F1 (paper) | Δ acc vs EfficientNetV2-B0 '
+                  '[95 % CI] | Δ F1 (MMPretrain) | Δ F1 (paper) | min/run |',
+                  '|---|---|---|---|---|---|---|---|---|---|---|']
+        for r in rows:
+            if not r['n']:
+                lines.append(f'| {r["method"]} | {r["paper_acc"]:.2f} | '
+                             f'{r["paper_f1"]:.2f} | 0 | not run yet | | | '
+                             '| | | |')
+                continue
+            delta = r.get('delta', ['(base)'] * 3)
+            lines.append(
+                f'| {r["method"]} | {r["paper_acc"]:.2f} | '
+                f'{r["paper_f1"]:.2f} | {r["n"]} | {_mean_std(r["acc"])} | '
+                f'{_mean_std(r["f1"])} | {_mean_std(r["paper_f1_ours"])} | '
+                f'{delta[0]} | {delta[1]} | {delta[2]} | '
+                f'{r["minutes"]:.1f} |')
+        lines.append('')
+    return lines
+
+
+def plot_tables(tables, path):
+    """One figure, a panel per table: each row's test accuracy (mean over
+    seeds, 95 % bootstrap interval over the pooled test images) beside the
+    paper's value."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2),
+                             gridspec_kw=dict(width_ratios=[8, 4, 6]))
+    for ax, (tid, rows) in zip(axes, tables.items()):
+        y = np.arange(len(rows))[::-1]
+        for yi, r in zip(y, rows):
+            ax.plot(r['paper_acc'], yi + 0.15, 'x', color='tab:gray')
+            if r['n']:
+                mean = np.mean(r['acc'])
+                low, high = r['acc_ci']
+                ax.errorbar(mean, yi - 0.15, xerr=[[mean - low],
+                                                   [high - mean]],
+                            fmt='o', color='tab:blue', capsize=3)
+                ax.text(high + 0.3, yi - 0.15, f'n={r["n"]}', va='center',
+                        fontsize=7)
+        ax.set_yticks(y, [r['method'] for r in rows], fontsize=8)
+        ax.set_title(f'Table {tid}', fontsize=10)
+        ax.set_xlabel('test accuracy (%)')
+        ax.grid(axis='x', alpha=0.3)
+    axes[0].plot([], [], 'x', color='tab:gray', label='paper')
+    axes[0].errorbar([], [], xerr=[], fmt='o', color='tab:blue',
+                     label='ours (B0, 128 px, 12 epochs, paper recipe)')
+    axes[0].legend(fontsize=7, loc='lower left')
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
@@ -361,7 +557,11 @@ def main(argv=None):
     rep_p = sub.add_parser('report', help='print the table')
     rep_p.add_argument('out', nargs='?', help='the work folder of `run`')
     rep_p.add_argument('--baseline', default='paper', choices=list(VARIANTS))
-    for p in (run_p, rep_p):
+    tab_p = sub.add_parser('tables', help="print the paper's tables 2-4 "
+                           'from the paper-recipe runs')
+    tab_p.add_argument('out', nargs='?', help='the work folder of `run`')
+    tab_p.add_argument('--figure', help='also write the figure (PNG) here')
+    for p in (run_p, rep_p, tab_p):
         p.add_argument('--results', help='folder of the result files '
                        '(default: <out>/results)')
     args = parser.parse_args(argv)
@@ -371,6 +571,12 @@ def main(argv=None):
     results = osp.abspath(args.results or osp.join(out, 'results'))
     if args.cmd == 'report':
         print('\n'.join(report(results, args.baseline)))
+        return
+    if args.cmd == 'tables':
+        tables = table_rows(results)
+        print('\n'.join(tables_markdown(tables)))
+        if args.figure:
+            plot_tables(tables, args.figure)
         return
     env = _prepare(out, args.variants)
     # Seeds outermost: every variant gets its first seed before any third.
