@@ -7,7 +7,6 @@ import torch.distributed as dist
 import torch.nn as nn
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS
 
 import mmdsp  # noqa: F401  (registers the modules)
@@ -101,23 +100,11 @@ class ToyModel(BaseModel):
         return out
 
 
-def test_in_runner(tmp_path):
+def test_in_runner(toy_runner):
     model = ToyModel()
     data = [dict(inputs=torch.randn(1, 4, 4)) for _ in range(8)]
-    runner = Runner(
-        model=model,
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=data,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            batch_size=2),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=False, max_iters=4),
-        custom_hooks=[dict(type='DropBlockWarmupHook')],
-        default_hooks=dict(checkpoint=None, logger=None),
-        default_scope='mmpretrain',
-        log_level='WARNING')
+    runner = toy_runner(model, data, 2, dict(by_epoch=False, max_iters=4),
+                        [dict(type='DropBlockWarmupHook')])
     runner.train()
     assert model.scales == [0.0, 0.25, 0.5, 0.75]
 

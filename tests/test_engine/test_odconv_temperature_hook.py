@@ -100,10 +100,9 @@ def test_unwraps_ddp(tmp_path):
         dist.destroy_process_group()
 
 
-def test_registered_and_runs_in_runner(tmp_path, monkeypatch):
+def test_registered_and_runs_in_runner(toy_runner, monkeypatch):
     import mmengine.runner.runner as runner_module
     from mmengine.model import BaseModel
-    from mmengine.runner import Runner
     from mmpretrain.registry import HOOKS
 
     # Environment logging probes compilers in subprocesses (~4 s here) and
@@ -125,23 +124,11 @@ def test_registered_and_runs_in_runner(tmp_path, monkeypatch):
             return dict(loss=out.square().mean())
 
     data = [dict(inputs=torch.randn(2, 4, 4))] * 2
-    runner = Runner(
-        model=Tiny(),
-        work_dir=str(tmp_path),
-        train_dataloader=dict(
-            dataset=data,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            batch_size=1),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=True, max_epochs=3),
-        custom_hooks=[
+    runner = toy_runner(
+        Tiny(), data, 1, dict(by_epoch=True, max_epochs=3), [
             dict(type='ODConvTemperatureHook', start=5.0, end=1.0,
                  warmup_epochs=2)
-        ],
-        default_hooks=dict(logger=None, checkpoint=None),
-        log_level='WARNING',
-        default_scope='mmpretrain')
+        ])
     runner.train()
     assert seen == pytest.approx([5.0, 5.0, 3.0, 3.0, 1.0, 1.0])
 
