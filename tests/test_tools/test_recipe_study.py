@@ -51,27 +51,41 @@ def test_tables_pair_each_row_with_the_base(study, tmp_path):
     folder = tmp_path / 'results'
     folder.mkdir()
     for seed in (0, 1):
-        # The SAR row is right on every image, the base on about 90 %.
+        # The SAR row is right on every image, the base on about 90 %, the
+        # ECA row on about 70 %.
         base = [g if rng.random() < 0.9 else (g + 1) % 4 for g in gt]
+        eca = [g if rng.random() < 0.7 else (g + 1) % 4 for g in gt]
         for model, pred in (('efficientnetv2-b0', base),
-                            ('efficientnetv2-b0+sar', gt)):
+                            ('efficientnetv2-b0+sar', gt),
+                            ('efficientnetv2-b0+eca', eca)):
             name = study.run_name(model, 'paper', seed)
             (folder / f'{name}.json').write_text(
                 json.dumps(_result(model, 'paper', seed, pred, gt)))
     tables = study.table_rows(str(folder), n_resamples=200)
     sar = next(r for r in tables['4'] if r['key'] == 'sar')
     assert sar['n'] == 2 and sar['acc'] == [100.0, 100.0]
-    estimate, low, high = (float(x) for x in sar['delta'][0].replace(
-        '[', ' ').replace(']', ' ').replace(',', ' ').split())
+    ci = sar['delta'][0]
     base_acc = np.mean(tables['4'][0]['acc'])
-    assert estimate == pytest.approx(100 - base_acc, abs=0.005)
-    assert 0 < low < estimate < high
+    assert ci.estimate == pytest.approx(100 - base_acc, abs=0.005)
+    assert 0 < ci.low < ci.estimate < ci.high
+    assert study.verdict(sar) == 'helps'
+    assert study.verdict(tables['3'][1]) == 'hurts'  # ECA
+    assert study.verdict(tables['4'][0]) is None  # the base itself
     assert tables['3'][3]['acc'] == sar['acc']  # the same runs
     lines = study.tables_markdown(tables)
     assert any('| +SAR | 97.84 | 97.92 | 2 | 100.00 ± 0.00 |' in line
                for line in lines)
     assert any('| +PFL | 97.53 | 97.18 | 0 | not run yet' in line
                for line in lines)
+    verdicts = [line for line in lines if line.startswith('- ')]
+    assert len(verdicts) == 2  # SAR once, though in tables 3 and 4
+    assert verdicts[0].startswith(
+        '- +SAR (`efficientnetv2-b0+sar`, n=2): helps, '
+        f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] points; '
+        "the paper's +1.82 is ")
+    assert verdicts[1].startswith('- EfficientNetV2+ECA '
+                                  '(`efficientnetv2-b0+eca`, n=2): hurts')
+    assert any(line.startswith('Cost: 6 runs, ') for line in lines)
     study.plot_tables(tables, str(tmp_path / 'fig.png'))
     assert (tmp_path / 'fig.png').stat().st_size > 10000
 
@@ -250,3 +264,23 @@ def test_report_compares_the_two_models(study, tmp_path):
     # 90 % against 80 % right on the same 100 images
     assert rows[0].split('|')[2].strip().startswith('+10.00 [')
     assert not any(line.startswith('| paper |') for line in lines)
+
+
+def test_cost_scales_the_base_minutes_by_the_step_time(study, tmp_path,
+                                                       monkeypatch):
+    folder = tmp_path / 'results'
+    folder.mkdir()
+    for seed, minutes in ((0, 10.), (1, 14.)):
+        r = _result('efficientnetv2-b0', 'paper', seed, [0], [0])
+        r['train_seconds'] = minutes * 60
+        (folder / f'{study.run_name(r["model"], "paper", seed)}.json'
+         ).write_text(json.dumps(r))
+    real = study.step_seconds(['shufflenetv2'], str(tmp_path), 1, batch=2)
+    assert real['shufflenetv2'] > 0
+    monkeypatch.setattr(
+        study, 'step_seconds', lambda models, out, repeats, batch: dict(
+            zip(models, (0.5, 1.5))))
+    lines = study.cost(['resnet34'], str(folder), str(tmp_path))
+    assert lines[2] == '| efficientnetv2-b0 | 0.50 | 1.00 | 12 |'
+    assert lines[3] == '| resnet34 | 1.50 | 3.00 | 36 |'
+    assert 'base: 2 measured runs of 12.0 min' in lines[4]

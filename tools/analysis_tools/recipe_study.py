@@ -10,6 +10,9 @@ Usage::
     # the paper's tables 2-4 (paper recipe) beside the paper, and a figure
     python tools/analysis_tools/recipe_study.py tables \
         --results results/recipe_study --figure docs/figures/paper_tables.png
+    # minutes per run of the costly rows, from their step time vs the base
+    python tools/analysis_tools/recipe_study.py cost --results \
+        results/recipe_study --models resnet34 vit-8l
     # keep the result files in a tracked folder instead of <out>/results
     ... run work_dirs/recipe_study --results results/recipe_study
     ... report --results results/recipe_study
@@ -414,25 +417,40 @@ def _per_seed_paper_f1(pred, gt):
 
 
 def _paired(runs, base, fns, n_resamples):
-    """``'+d [low, high]'`` of ``fn(runs) - fn(base)`` for each of ``fns``,
-    paired by seed and test image."""
+    """The bootstrap result of ``fn(runs) - fn(base)`` for each of ``fns``,
+    paired by seed and test image (None where no seed is shared)."""
     from mmdsp.evaluation import paired_bootstrap_ci
     shared = sorted(s for s in runs if s in base)
     if not shared:
-        return ['-'] * len(fns)
+        return [None] * len(fns)
 
     def stack(rs, key):  # test images x seeds
         return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
 
     a = (stack(runs, 'pred'), stack(runs, 'gt'))
     b = (stack(base, 'pred'), stack(base, 'gt'))
-    return [_ci_text(paired_bootstrap_ci(fn, a, b,
-                                         n_resamples=n_resamples))
+    return [paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
             for fn in fns]
 
 
 def _ci_text(ci):
+    if ci is None:
+        return '-'
     return f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
+
+
+def verdict(row):
+    """One row's verdict from its paired accuracy interval against the
+    base: ``'helps'`` (interval above zero), ``'hurts'`` (below zero) or
+    ``'no measurable effect'``; None without a paired run."""
+    ci = row.get('delta', [None])[0]
+    if ci is None:
+        return None
+    if ci.low > 0:
+        return 'helps'
+    if ci.high < 0:
+        return 'hurts'
+    return 'no measurable effect'
 
 
 def table_rows(results_dir, variant='paper', n_resamples=2000):
@@ -466,6 +484,8 @@ def table_rows(results_dir, variant='paper', n_resamples=2000):
                                         for p, g in zip(preds, gts)]
                 row['minutes'] = np.mean(
                     [runs[s]['train_seconds'] for s in seeds]) / 60
+                row['seconds'] = {s: runs[s]['total_seconds'] for s in seeds}
+                row['base_seeds'] = sorted(s for s in seeds if s in base)
                 # The row's accuracy interval: test images resampled, the
                 # seeds' predictions pooled.
                 ci = bootstrap_ci(_accuracy, np.concatenate(preds),
@@ -498,7 +518,8 @@ def tables_markdown(tables):
                              f'{r["paper_f1"]:.2f} | 0 | not run yet | | | '
                              '| | | |')
                 continue
-            delta = r.get('delta', ['(base)'] * 3)
+            delta = ([_ci_text(ci) for ci in r['delta']] if 'delta' in r
+                     else ['(base)'] * 3)
             lines.append(
                 f'| {r["method"]} | {r["paper_acc"]:.2f} | '
                 f'{r["paper_f1"]:.2f} | {r["n"]} | {_mean_std(r["acc"])} | '
@@ -506,6 +527,32 @@ def tables_markdown(tables):
                 f'{delta[0]} | {delta[1]} | {delta[2]} | '
                 f'{r["minutes"]:.1f} |')
         lines.append('')
+    lines += ['### Verdicts (paired accuracy interval against '
+              'EfficientNetV2-B0)', '']
+    seen = set()
+    # The bricks first; table 2's baselines are no brick of the base.
+    for tid in sorted(tables, reverse=True):
+        base = next(r for r in tables[tid] if r['model'] == TABLE_BASE)
+        for r in tables[tid]:
+            v = verdict(r)
+            if v is None or r['model'] in seen:
+                continue
+            seen.add(r['model'])
+            ci = r['delta'][0]
+            claim = r['paper_acc'] - base['paper_acc']
+            inside = 'inside' if ci.low <= claim <= ci.high else 'outside'
+            if tid == '2' and r['model'] != 'effdsp-b0':
+                v = {'helps': 'above the base', 'hurts': 'below the base'
+                     }.get(v, 'no measurable difference')
+            lines.append(
+                f'- {r["method"]} (`{r["model"]}`, n={len(r["base_seeds"])}'
+                f'): {v}, {_ci_text(ci)} points; the paper\'s '
+                f'{claim:+.2f} is {inside} the interval.')
+    runs = {(r['model'], s): sec for rows in tables.values() for r in rows
+            for s, sec in r.get('seconds', {}).items()}
+    lines += ['', f'Cost: {len(runs)} runs, '
+              f'{sum(runs.values()) / 3600:.1f} h of wall time (train and '
+              'test, the sum of the result files\' `total_seconds`).', '']
     return lines
 
 
@@ -544,6 +591,59 @@ def plot_tables(tables, path):
     plt.close(fig)
 
 
+def step_seconds(models, out, repeats=3, batch=None):
+    """Median seconds of one training step (forward, loss, backward, SGD
+    step) of each model as its ``paper`` run builds it, on random images of
+    the run's size, the models interleaved repeat by repeat."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS as REGISTRY
+    from mmpretrain.structures import DataSample
+    init_default_scope('mmpretrain')
+    setups = []
+    for name in models:
+        cfg = build_config(name, 'paper', 0, out)
+        model = REGISTRY.build(cfg.model).train()
+        n = batch or cfg.train_dataloader.batch_size
+        x = torch.randn(n, 3, cfg.img_size, cfg.img_size)
+        samples = [DataSample().set_gt_label(i % 4) for i in range(n)]
+        setups.append((model, torch.optim.SGD(model.parameters(), lr=1e-3),
+                       x, samples))
+
+    def step(model, optim, x, samples):
+        start = time.perf_counter()
+        losses = model(x, samples, mode='loss')
+        optim.zero_grad()
+        model.parse_losses(losses)[0].backward()
+        optim.step()
+        return time.perf_counter() - start
+
+    for setup in setups:  # warm-up
+        step(*setup)
+    times = [[step(*setup) for setup in setups] for _ in range(repeats)]
+    return dict(zip(models, np.median(times, 0).tolist()))
+
+
+def cost(models, results, out, repeats=3, batch=None):
+    """Markdown lines: each model's training-step time against the base's,
+    and its minutes per run estimated as the base's measured minutes per
+    run (``train_seconds`` of its result files) times that ratio."""
+    times = step_seconds([TABLE_BASE] + list(models), out, repeats, batch)
+    base = [r['train_seconds'] / 60 for r in load_results(results)
+            if r['model'] == TABLE_BASE and r['variant'] == 'paper']
+    base_min = np.mean(base) if base else float('nan')
+    lines = ['| model | step (s) | × base | est. min/run |',
+             '|---|---|---|---|']
+    for name, sec in times.items():
+        ratio = sec / times[TABLE_BASE]
+        lines.append(f'| {name} | {sec:.2f} | {ratio:.2f} | '
+                     f'{base_min * ratio:.0f} |')
+    lines.append(f'\nbase: {len(base)} measured runs of {base_min:.1f} min; '
+                 'a run also loads, validates and tests, which the step '
+                 'time leaves out.')
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='cmd', required=True)
@@ -561,7 +661,13 @@ def main(argv=None):
                            'from the paper-recipe runs')
     tab_p.add_argument('out', nargs='?', help='the work folder of `run`')
     tab_p.add_argument('--figure', help='also write the figure (PNG) here')
-    for p in (run_p, rep_p, tab_p):
+    cost_p = sub.add_parser('cost', help='estimate minutes per run from '
+                            'the training-step time against the base')
+    cost_p.add_argument('out', nargs='?', help='the work folder of `run`')
+    cost_p.add_argument('--models', nargs='+', required=True,
+                        choices=list(MODELS))
+    cost_p.add_argument('--repeats', type=int, default=3)
+    for p in (run_p, rep_p, tab_p, cost_p):
         p.add_argument('--results', help='folder of the result files '
                        '(default: <out>/results)')
     args = parser.parse_args(argv)
@@ -571,6 +677,10 @@ def main(argv=None):
     results = osp.abspath(args.results or osp.join(out, 'results'))
     if args.cmd == 'report':
         print('\n'.join(report(results, args.baseline)))
+        return
+    if args.cmd == 'cost':
+        print('\n'.join(cost(args.models, results, out or results,
+                              args.repeats)))
         return
     if args.cmd == 'tables':
         tables = table_rows(results)
