@@ -604,6 +604,9 @@ def step_seconds(models, out, repeats=3, batch=None):
     for name in models:
         cfg = build_config(name, 'paper', 0, out)
         model = REGISTRY.build(cfg.model).train()
+        loss = getattr(model.head, 'loss_module', None)
+        if hasattr(loss, 'set_omega'):  # PolyFocal: the hook's job in a run
+            loss.set_omega([1.] * 4)
         n = batch or cfg.train_dataloader.batch_size
         x = torch.randn(n, 3, cfg.img_size, cfg.img_size)
         samples = [DataSample().set_gt_label(i % 4) for i in range(n)]
