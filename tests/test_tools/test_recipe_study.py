@@ -174,6 +174,22 @@ def test_expanded_keeps_the_proxy_schedule_shape(study, tmp_path):
     assert temps[0]['by_epoch'] is False
 
 
+def test_tables_minutes_per_run_ignore_a_contended_run(study, tmp_path):
+    """A run that shared the cores (three times slower) does not set the
+    row's minutes per run: the median over its seeds does."""
+    gt = [0, 1, 2, 3] * 5
+    for seed, minutes in ((0, 10.), (1, 30.), (2, 10.)):
+        r = _result('efficientnetv2-b0', 'paper', seed, gt, gt)
+        r['train_seconds'] = minutes * 60
+        (tmp_path / f'{study.run_name("efficientnetv2-b0", "paper", seed)}'
+         '.json').write_text(json.dumps(r))
+    tables = study.table_rows(str(tmp_path), n_resamples=50)
+    assert tables['4'][0]['minutes'] == pytest.approx(10.)
+    row = next(line for line in study.tables_markdown(tables)
+               if line.startswith('| base |'))
+    assert row.endswith('| (base) | 10.0 |')
+
+
 def _result(model, variant, seed, pred, gt):
     return dict(model=model, variant=variant, seed=seed, pred=pred, gt=gt,
                 train_seconds=60., total_seconds=70., metrics={},
