@@ -512,8 +512,8 @@ def tables_markdown(tables):
         lines += [f'### {TABLES[tid]["title"]}', '',
                   '| method | paper acc | paper F1 | n | accuracy | F1 '
                   '(MMPretrain) | F1 (paper) | Δ acc vs EfficientNetV2-B0 '
-                  '[95 % CI] | Δ F1 (MMPretrain) | Δ F1 (paper) | train min/run '
-                  '(median) |',
+                  '[95 % CI] | Δ F1 (MMPretrain) | Δ F1 (paper) | '
+                  'train min/run (median) |',
                   '|---|---|---|---|---|---|---|---|---|---|---|']
         for r in rows:
             if not r['n']:
