@@ -310,6 +310,29 @@ def _per_seed_f1(pred, gt):
                     for j in range(pred.shape[1])])
 
 
+def _paired(runs, base, fns, n_resamples):
+    """The bootstrap result of ``fn(runs) - fn(base)`` for each of ``fns``,
+    paired by seed and test image (None where no seed is shared)."""
+    from mmdsp.evaluation import paired_bootstrap_ci
+    shared = sorted(s for s in runs if s in base)
+    if not shared:
+        return [None] * len(fns)
+
+    def stack(rs, key):  # test images x seeds
+        return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
+
+    a = (stack(runs, 'pred'), stack(runs, 'gt'))
+    b = (stack(base, 'pred'), stack(base, 'gt'))
+    return [paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
+            for fn in fns]
+
+
+def _ci_text(ci):
+    if ci is None:
+        return '-'
+    return f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
+
+
 def paired_difference(runs, base, n_resamples=2000):
     """Accuracy and macro-F1 differences ``runs - base`` on the seeds both
     have, paired by seed and test image, as ``'+d [low, high] (n=k)'``
@@ -320,22 +343,11 @@ def paired_difference(runs, base, n_resamples=2000):
         runs, base (dict): ``{seed: result}`` of two (model, variant)s.
         n_resamples (int): Bootstrap resamples. Defaults to 2000.
     """
-    from mmdsp.evaluation import paired_bootstrap_ci
-    shared = sorted(s for s in runs if s in base)
-    if not shared:
+    cis = _paired(runs, base, (_accuracy, _per_seed_f1), n_resamples)
+    if cis[0] is None:
         return '-', '-'
-
-    def stack(rs, key):  # test images x seeds
-        return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
-
-    a = (stack(runs, 'pred'), stack(runs, 'gt'))
-    b = (stack(base, 'pred'), stack(base, 'gt'))
-    texts = []
-    for fn in (_accuracy, _per_seed_f1):
-        ci = paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
-        texts.append(f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}] '
-                     f'(n={len(shared)})')
-    return tuple(texts)
+    n = len(set(runs) & set(base))
+    return tuple(f'{_ci_text(ci)} (n={n})' for ci in cis)
 
 
 def report(results_dir, baseline='paper', n_resamples=2000):
@@ -414,29 +426,6 @@ def paper_f1_of(pred, gt, num_classes=4):
 def _per_seed_paper_f1(pred, gt):
     return np.mean([paper_f1_of(pred[:, j], gt[:, j])
                     for j in range(pred.shape[1])])
-
-
-def _paired(runs, base, fns, n_resamples):
-    """The bootstrap result of ``fn(runs) - fn(base)`` for each of ``fns``,
-    paired by seed and test image (None where no seed is shared)."""
-    from mmdsp.evaluation import paired_bootstrap_ci
-    shared = sorted(s for s in runs if s in base)
-    if not shared:
-        return [None] * len(fns)
-
-    def stack(rs, key):  # test images x seeds
-        return np.stack([np.asarray(rs[s][key]) for s in shared], 1)
-
-    a = (stack(runs, 'pred'), stack(runs, 'gt'))
-    b = (stack(base, 'pred'), stack(base, 'gt'))
-    return [paired_bootstrap_ci(fn, a, b, n_resamples=n_resamples)
-            for fn in fns]
-
-
-def _ci_text(ci):
-    if ci is None:
-        return '-'
-    return f'{ci.estimate:+.2f} [{ci.low:+.2f}, {ci.high:+.2f}]'
 
 
 def verdict(row):
