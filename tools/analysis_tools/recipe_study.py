@@ -301,7 +301,13 @@ def _mean_std(values):
 
 
 def _accuracy(pred, gt):
-    return 100 * float(np.mean(pred == gt))
+    return 100 * float(np.mean(np.equal(pred, gt)))
+
+
+def minutes_per_run(runs):
+    """The median training minutes of result files ``runs``: a run that
+    shared the cores with other work is slower, not representative."""
+    return float(np.median([r['train_seconds'] for r in runs])) / 60
 
 
 def _per_seed_f1(pred, gt):
@@ -360,19 +366,19 @@ def report(results_dir, baseline='paper', n_resamples=2000):
         by.setdefault((r['model'], r['variant']), {})[r['seed']] = r
     lines = [
         f'| model | variant | n | accuracy | macro F1 | Δ accuracy vs '
-        f'{baseline} [95 % CI] | Δ macro F1 [95 % CI] | train min/run |',
+        f'{baseline} [95 % CI] | Δ macro F1 [95 % CI] | '
+        'train min/run (median) |',
         '|---|---|---|---|---|---|---|---|'
     ]
     for (model, variant), runs in sorted(by.items()):
         seeds = sorted(runs)
-        acc = [100 * np.mean(np.equal(runs[s]['pred'], runs[s]['gt']))
-               for s in seeds]
+        acc = [_accuracy(runs[s]['pred'], runs[s]['gt']) for s in seeds]
         f1 = [macro_f1(runs[s]['pred'], runs[s]['gt']) for s in seeds]
         diff_acc = diff_f1 = '-'
         if variant != baseline:
             diff_acc, diff_f1 = paired_difference(
                 runs, by.get((model, baseline), {}), n_resamples)
-        minutes = np.mean([runs[s]['train_seconds'] for s in seeds]) / 60
+        minutes = minutes_per_run(runs.values())
         lines.append(f'| {model} | {variant} | {len(seeds)} | '
                      f'{_mean_std(acc)} | {_mean_std(f1)} | {diff_acc} | '
                      f'{diff_f1} | {minutes:.1f} |')
@@ -471,10 +477,7 @@ def table_rows(results_dir, variant='paper', n_resamples=2000):
                 row['f1'] = [macro_f1(p, g) for p, g in zip(preds, gts)]
                 row['paper_f1_ours'] = [paper_f1_of(p, g)
                                         for p, g in zip(preds, gts)]
-                # The median: a run that shared the cores with other work
-                # is slower, not representative.
-                row['minutes'] = np.median(
-                    [runs[s]['train_seconds'] for s in seeds]) / 60
+                row['minutes'] = minutes_per_run(runs.values())
                 row['seconds'] = {s: runs[s]['total_seconds'] for s in seeds}
                 row['base_seeds'] = sorted(s for s in seeds if s in base)
                 # The row's accuracy interval: test images resampled, the
@@ -625,20 +628,20 @@ def step_seconds(models, out, repeats=3, batch=None):
 def cost(models, results, out, repeats=3, batch=None):
     """Markdown lines: each model's training-step time against the base's,
     and its minutes per run estimated as the base's measured minutes per
-    run (``train_seconds`` of its result files) times that ratio."""
+    run (:func:`minutes_per_run` of its result files) times that ratio."""
     times = step_seconds([TABLE_BASE] + list(models), out, repeats, batch)
-    base = [r['train_seconds'] / 60 for r in load_results(results)
+    base = [r for r in load_results(results)
             if r['model'] == TABLE_BASE and r['variant'] == 'paper']
-    base_min = np.mean(base) if base else float('nan')
+    base_min = minutes_per_run(base) if base else float('nan')
     lines = ['| model | step (s) | × base | est. min/run |',
              '|---|---|---|---|']
     for name, sec in times.items():
         ratio = sec / times[TABLE_BASE]
         lines.append(f'| {name} | {sec:.2f} | {ratio:.2f} | '
                      f'{base_min * ratio:.0f} |')
-    lines.append(f'\nbase: {len(base)} measured runs of {base_min:.1f} min; '
-                 'a run also loads, validates and tests, which the step '
-                 'time leaves out.')
+    lines.append(f'\nbase: {len(base)} measured runs, median {base_min:.1f} '
+                 'min; a run also loads, validates and tests, which the '
+                 'step time leaves out.')
     return lines
 
 
